@@ -1,0 +1,158 @@
+import calculateSlot from 'cluster-key-slot';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { redactUrl } from '../../runtime/logging.js';
+
+export type RedisClient = Redis | Cluster;
+
+/** How to reach Redis. */
+export interface RedisConnectionSettings {
+  /**
+   * `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. With `cluster`, a comma
+   * separated list of seed nodes (`redis://h1:7000,redis://h2:7001`).
+   */
+  url: string;
+  /** Connect to a Redis Cluster. @defaultValue false */
+  cluster?: boolean;
+  /** Shown in CLIENT LIST, e.g. `materi:publisher`. */
+  connectionName?: string;
+  /** @defaultValue 3000 */
+  connectTimeoutMs?: number;
+}
+
+function nodeOptions(url: string): RedisOptions & { host: string; port: number } {
+  const parsed = new URL(url);
+  const options: RedisOptions & { host: string; port: number } = {
+    host: parsed.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(parsed.port || 6379),
+  };
+  if (parsed.username) options.username = decodeURIComponent(parsed.username);
+  if (parsed.password) options.password = decodeURIComponent(parsed.password);
+  const db = parsed.pathname.replace('/', '');
+  if (db) options.db = Number(db);
+  if (parsed.protocol === 'rediss:') options.tls = { servername: options.host };
+  return options;
+}
+
+/**
+ * Opens a Redis connection for ordinary commands. Commands fail fast while Redis is unreachable
+ * (one reconnect attempt, then an error) instead of queueing forever; callers retry with backoff.
+ */
+export function createRedisClient(settings: RedisConnectionSettings): RedisClient {
+  const common: RedisOptions = {
+    connectionName: settings.connectionName,
+    connectTimeout: settings.connectTimeoutMs ?? 3000,
+    maxRetriesPerRequest: 1,
+    enableAutoPipelining: false,
+    retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
+  };
+  if (settings.cluster) {
+    const seeds = settings.url.split(',').map((u) => nodeOptions(u.trim()));
+    const first = seeds[0]!;
+    return new Cluster(
+      seeds.map((s) => ({ host: s.host, port: s.port })),
+      {
+        redisOptions: { ...common, username: first.username, password: first.password, tls: first.tls },
+        enableOfflineQueue: true,
+        scaleReads: 'master',
+        clusterRetryStrategy: (times) => Math.min(100 * 2 ** times, 2000),
+      },
+    );
+  }
+  return new Redis({ ...nodeOptions(settings.url), ...common });
+}
+
+/** The URL with credentials removed, for logs and start-up banners. */
+export function describeRedis(settings: RedisConnectionSettings): string {
+  return settings.url
+    .split(',')
+    .map((u) => redactUrl(u.trim()))
+    .join(',');
+}
+
+export function isCluster(client: RedisClient): client is Cluster {
+  return client instanceof Cluster;
+}
+
+/** One command of a pipeline: name and arguments; the first argument is the key. */
+export type PipelineCommand = [name: string, key: string, ...args: (string | number)[]];
+
+/**
+ * Sends commands in as few round trips as possible and returns each command's reply in order.
+ * On a standalone Redis that is one pipeline; on a cluster, one pipeline per hash slot (a
+ * cluster pipeline may not span slots). Throws the first command error.
+ */
+export async function execPipelined(
+  client: RedisClient,
+  commands: readonly PipelineCommand[],
+): Promise<unknown[]> {
+  if (commands.length === 0) return [];
+  if (commands.length === 1) {
+    const [name, ...args] = commands[0]!;
+    return [await client.call(name, ...args)];
+  }
+  const groups = new Map<number, number[]>();
+  if (isCluster(client)) {
+    commands.forEach((c, i) => {
+      const slot = calculateSlot(c[1]);
+      const list = groups.get(slot);
+      if (list) list.push(i);
+      else groups.set(slot, [i]);
+    });
+  } else {
+    groups.set(
+      0,
+      commands.map((_, i) => i),
+    );
+  }
+  const replies: unknown[] = new Array(commands.length);
+  await Promise.all(
+    [...groups.values()].map(async (indexes) => {
+      const pipeline = client.pipeline(indexes.map((i) => commands[i] as unknown as string[]));
+      const results = await pipeline.exec();
+      if (!results) throw new Error('pipeline was discarded');
+      results.forEach(([error, reply], j) => {
+        if (error) throw error;
+        replies[indexes[j]!] = reply;
+      });
+    }),
+  );
+  return replies;
+}
+
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+const TRANSIENT_REPLIES = /^(LOADING|READONLY|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|MOVED|ASK)\b/;
+
+/**
+ * Whether a Redis error may go away by itself (connection lost, failover in progress) and the
+ * command is worth retrying.
+ */
+export function isTransientRedisError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: string }).code;
+  if (code && TRANSIENT_CODES.has(code)) return true;
+  if (error.name === 'MaxRetriesPerRequestError') return true;
+  if (/Connection is closed|Stream isn't writeable|connect ETIMEDOUT|Command timed out/i.test(error.message))
+    return true;
+  return TRANSIENT_REPLIES.test(error.message);
+}
+
+/** Compares two stream ids (`ms-seq`). */
+export function compareStreamIds(a: string, b: string): number {
+  const [am = '0', as = '0'] = a.split('-');
+  const [bm = '0', bs = '0'] = b.split('-');
+  const ms = Number(am) - Number(bm);
+  return ms !== 0 ? Math.sign(ms) : Math.sign(Number(as) - Number(bs));
+}
+
+/** Milliseconds part of a stream id (the time Redis assigned it). */
+export function streamIdTime(id: string): number {
+  return Number(id.split('-')[0]);
+}

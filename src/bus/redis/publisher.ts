@@ -1,0 +1,137 @@
+import { PublishError } from '../../errors/index.js';
+import { encodeEntry } from '../../events/codec.js';
+import type { ContentType } from '../../events/envelope.js';
+import { DEFAULT_STREAM_PREFIX, streamKey, streamRegistryKey } from '../../events/streams.js';
+import { type Logger, silentLogger } from '../../runtime/logging.js';
+import { type BackoffSettings, backoffDelay, sleep } from '../backoff.js';
+import { prepareEvent } from '../outgoing.js';
+import type { OutgoingEvent, PublishedEvent, Publisher, TrimOptions, TrimResult } from '../types.js';
+import {
+  execPipelined,
+  isTransientRedisError,
+  type PipelineCommand,
+  type RedisClient,
+} from './connection.js';
+import { trimStream } from './trim.js';
+
+/** Options of {@link RedisPublisher}. */
+export interface RedisPublisherOptions {
+  /** Command connection. The publisher does not close it unless `ownsClient` is true. */
+  client: RedisClient;
+  /** @defaultValue false */
+  ownsClient?: boolean;
+  /** @defaultValue `materi:events:deployment` */
+  prefix?: string;
+  /** `source` of the events. @defaultValue `materi` */
+  source?: string;
+  /** @defaultValue `application/json` */
+  contentType?: ContentType;
+  logger?: Logger;
+  /**
+   * Cap every stream at about this many entries on each XADD (`MAXLEN ~`). Only for streams that
+   * no consumer group reads: MAXLEN does not know about groups. Use {@link RedisPublisher.trim}
+   * for streams with groups. @defaultValue no cap
+   */
+  maxLenApprox?: number;
+  /** Retries of transient connection errors. @defaultValue 4 attempts, 100 ms base, 2 s max */
+  retry?: { attempts: number } & Partial<BackoffSettings>;
+}
+
+/** Publishes events to Redis Streams, one stream per event type (`<prefix>:<type>`). */
+export class RedisPublisher implements Publisher {
+  readonly prefix: string;
+  private readonly client: RedisClient;
+  private readonly options: RedisPublisherOptions;
+  private readonly logger: Logger;
+  private readonly defaults: { source: string; contentType: ContentType };
+  private readonly retry: { attempts: number } & BackoffSettings;
+  /** Types already added to the stream registry by this process. */
+  private readonly registered = new Set<string>();
+
+  constructor(options: RedisPublisherOptions) {
+    this.options = options;
+    this.client = options.client;
+    this.prefix = options.prefix ?? DEFAULT_STREAM_PREFIX;
+    this.logger = options.logger ?? silentLogger();
+    this.defaults = {
+      source: options.source ?? 'materi',
+      contentType: options.contentType ?? 'application/json',
+    };
+    this.retry = { attempts: 4, baseMs: 100, maxMs: 2000, jitter: 0.2, ...options.retry };
+    if (
+      options.maxLenApprox !== undefined &&
+      !(Number.isInteger(options.maxLenApprox) && options.maxLenApprox > 0)
+    ) {
+      throw new RangeError(`maxLenApprox must be a positive integer, got ${options.maxLenApprox}`);
+    }
+  }
+
+  async publish<T extends string>(input: OutgoingEvent<T>): Promise<PublishedEvent> {
+    const [published] = await this.publishBatch([input]);
+    return published!;
+  }
+
+  async publishBatch(inputs: readonly OutgoingEvent[]): Promise<PublishedEvent[]> {
+    const prepared = inputs.map((input) => {
+      const { event, spec } = prepareEvent(input, this.defaults);
+      return { event, stream: streamKey(this.prefix, event.type), fields: encodeEntry(event, spec) };
+    });
+    const commands: PipelineCommand[] = [];
+    const newTypes = new Set<string>();
+    for (const p of prepared) {
+      if (!this.registered.has(p.event.type) && !newTypes.has(p.event.type)) {
+        newTypes.add(p.event.type);
+        commands.push(['sadd', streamRegistryKey(this.prefix), p.event.type]);
+      }
+      const cap: (string | number)[] = this.options.maxLenApprox
+        ? ['MAXLEN', '~', this.options.maxLenApprox]
+        : [];
+      commands.push(['xadd', p.stream, ...cap, '*', ...p.fields]);
+    }
+    const replies = await this.send(commands, prepared[0]?.stream ?? this.prefix);
+    for (const type of newTypes) this.registered.add(type);
+    const entryIds = replies.filter((_, i) => commands[i]![0] === 'xadd') as string[];
+    return prepared.map((p, i) => {
+      this.logger.debug(
+        {
+          event_id: p.event.id,
+          type: p.event.type,
+          stream: p.stream,
+          entry_id: entryIds[i],
+          correlation_id: p.event.correlationId,
+        },
+        'event published',
+      );
+      return { event: p.event, stream: p.stream, entryId: entryIds[i]! };
+    });
+  }
+
+  /**
+   * Trims the stream of an event type. Never removes an entry that a consumer group has not
+   * acknowledged (pending or not yet delivered): the cut is bounded by the oldest pending or
+   * last-delivered id of every group (XTRIM MINID).
+   */
+  trim(type: string, options: TrimOptions): Promise<TrimResult> {
+    return trimStream(this.client, streamKey(this.prefix, type), options);
+  }
+
+  async close(): Promise<void> {
+    if (this.options.ownsClient) await this.client.quit().catch(() => this.client.disconnect());
+  }
+
+  private async send(commands: PipelineCommand[], stream: string): Promise<unknown[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await execPipelined(this.client, commands);
+      } catch (error) {
+        if (!isTransientRedisError(error) || attempt >= this.retry.attempts) {
+          this.logger.error({ stream, err: error, attempts: attempt }, 'publish failed');
+          throw new PublishError(stream, error);
+        }
+        const delay = backoffDelay(attempt, this.retry);
+        this.logger.warn({ stream, attempt, delay_ms: delay, err: error }, 'publish failed, retrying');
+        await sleep(delay);
+      }
+    }
+  }
+}

@@ -1,0 +1,181 @@
+import { toJson } from '@bufbuild/protobuf';
+import type { Command } from 'commander';
+import { openEventBus } from '../bus/open.js';
+import { BadInputError } from '../errors/index.js';
+import {
+  type DeploymentEvent,
+  decodeEntry,
+  matchesEventPattern,
+  parsePayloadJson,
+  resolveEventType,
+  streamKey,
+  streamRegistryKey,
+} from '../events/index.js';
+import { loadSettings } from '../runtime/config.js';
+import { createLogger } from '../runtime/logging.js';
+import { announceBackend, collect } from './shared.js';
+
+export function registerEventsCommands(program: Command): void {
+  const events = program.command('events').description('publish and read deployment events');
+
+  events
+    .command('publish')
+    .description('publish one event; prints its event id')
+    .argument('<type>', 'event type, e.g. deployment:started or deployment:stage:vercel:started')
+    .requiredOption('--data <json>', 'payload as JSON in the proto3 JSON mapping (lowerCamelCase fields)')
+    .option('--correlation-id <id>', 'correlation id (default: a new UUID)')
+    .option('--deployment-id <id>', 'deployment id (default: data.deploymentId)')
+    .option('--json', 'print the stored event as JSON')
+    .action(
+      async (
+        type: string,
+        options: { data: string; correlationId?: string; deploymentId?: string; json?: boolean },
+      ) => {
+        const spec = resolveEventType(type);
+        const data = parsePayloadJson(spec, options.data);
+        const settings = loadSettings();
+        const logger = createLogger({ name: 'cli', level: settings.logLevel });
+        const bus = await openEventBus(settings, { logger, source: 'materi/cli' });
+        announceBackend(bus);
+        try {
+          const published = await bus.publisher.publish({
+            type,
+            data,
+            correlationId: options.correlationId,
+            deploymentId: options.deploymentId,
+          });
+          if (options.json) {
+            process.stdout.write(
+              `${JSON.stringify(eventToJson(published.event, published.stream, published.entryId))}\n`,
+            );
+          } else {
+            process.stdout.write(`${published.event.id}\n`);
+          }
+        } finally {
+          await bus.close();
+        }
+      },
+    );
+
+  events
+    .command('tail')
+    .description('print events as they are published, one a line, until Ctrl-C')
+    .option(
+      '--type <type...>',
+      'only these types or patterns (e.g. deployment:stage:*:completed)',
+      collect,
+      [],
+    )
+    .option('--correlation-id <id>', 'only events of this correlation id')
+    .option('--from-start', 'print the events already in the streams first')
+    .option('--json', 'print NDJSON (one JSON object per event)')
+    .option('--limit <n>', 'stop after n events', (v) => positiveInt('--limit', v))
+    .action(
+      async (options: {
+        type: string[];
+        correlationId?: string;
+        fromStart?: boolean;
+        json?: boolean;
+        limit?: number;
+      }) => {
+        const settings = loadSettings();
+        const logger = createLogger({ name: 'cli', level: settings.logLevel });
+        const bus = await openEventBus(settings, { logger, source: 'materi/cli' });
+        announceBackend(bus);
+        const redis = bus.redis!;
+        const reader = redis.duplicate();
+        const stop = new AbortController();
+        const onSignal = () => stop.abort();
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+        const positions = new Map<string, string>();
+        const start = options.fromStart ? '0-0' : `${Date.now()}-0`;
+        let printed = 0;
+        try {
+          while (!stop.signal.aborted) {
+            const types = (await redis.smembers(streamRegistryKey(bus.prefix))).filter(
+              (t) => options.type.length === 0 || options.type.some((p) => matchesEventPattern(p, t)),
+            );
+            for (const t of types)
+              if (!positions.has(streamKey(bus.prefix, t))) positions.set(streamKey(bus.prefix, t), start);
+            if (positions.size === 0) {
+              await new Promise((r) => setTimeout(r, 500));
+              continue;
+            }
+            const keys = [...positions.keys()];
+            const reply = (await reader.xread(
+              'COUNT',
+              500,
+              'BLOCK',
+              1000,
+              'STREAMS',
+              ...keys,
+              ...keys.map((k) => positions.get(k)!),
+            )) as [string, [string, string[]][]][] | null;
+            const batch: { event: DeploymentEvent; stream: string; entryId: string }[] = [];
+            for (const [stream, entries] of reply ?? []) {
+              for (const [entryId, fields] of entries) {
+                positions.set(stream, entryId);
+                try {
+                  const event = decodeEntry(fields);
+                  if (!options.correlationId || event.correlationId === options.correlationId)
+                    batch.push({ event, stream, entryId });
+                } catch (error) {
+                  process.stderr.write(
+                    `materi: skipping ${stream} ${entryId}: ${(error as Error).message}\n`,
+                  );
+                }
+              }
+            }
+            batch.sort((a, b) => a.event.time.getTime() - b.event.time.getTime());
+            for (const item of batch) {
+              process.stdout.write(
+                `${options.json ? JSON.stringify(eventToJson(item.event, item.stream, item.entryId)) : eventLine(item.event)}\n`,
+              );
+              if (options.limit !== undefined && ++printed >= options.limit) stop.abort();
+              if (stop.signal.aborted) break;
+            }
+          }
+        } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+          reader.disconnect();
+          await bus.close();
+        }
+      },
+    );
+}
+
+function positiveInt(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new BadInputError(`${name} must be a positive integer, got "${value}"`);
+  return n;
+}
+
+/** The JSON form of an event as the CLI and API print it. */
+export function eventToJson(
+  event: DeploymentEvent,
+  stream?: string,
+  entryId?: string,
+): Record<string, unknown> {
+  const spec = resolveEventType(event.type);
+  return {
+    id: event.id,
+    type: event.type,
+    source: event.source,
+    time: event.time.toISOString(),
+    correlation_id: event.correlationId,
+    causation_id: event.causationId,
+    deployment_id: event.deploymentId,
+    priority: event.priority,
+    schema: event.schema,
+    ...(stream ? { stream, entry_id: entryId } : {}),
+    data: toJson(spec.schema, event.data as never),
+  };
+}
+
+function eventLine(event: DeploymentEvent): string {
+  const data = JSON.stringify(eventToJson(event).data);
+  return `${event.time.toISOString()}  ${event.type.padEnd(32)}  ${event.priority.padEnd(8)}  deployment=${event.deploymentId || '-'}  correlation=${event.correlationId}  ${data}`;
+}

@@ -1,0 +1,42 @@
+import { Command, CommanderError } from 'commander';
+import { MateriError } from '../errors/index.js';
+import { registerEventsCommands } from './events.js';
+import { registerUpCommand } from './up.js';
+
+const program = new Command('materi')
+  .description('Materi Deploy: event-driven deployment coordinator (Redis Streams, Printery workers, Shield)')
+  .version(process.env.npm_package_version ?? '0.1.0')
+  .showHelpAfterError('(run with --help for usage)')
+  .configureOutput({ outputError: (text, write) => write(text) })
+  .exitOverride();
+
+registerUpCommand(program);
+registerEventsCommands(program);
+
+/** Turns any failure into a one-line message and the documented exit code. */
+function fail(error: unknown): never {
+  if (error instanceof CommanderError) {
+    process.exit(error.exitCode === 0 ? 0 : 2);
+  }
+  if (error instanceof MateriError) {
+    process.stderr.write(`materi: ${error.message}\n`);
+    process.exit(error.exitCode);
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`materi: unexpected error: ${message}\n`);
+  if (process.env.MATERI_LOG_LEVEL === 'debug' && error instanceof Error)
+    process.stderr.write(`${error.stack}\n`);
+  process.exit(1);
+}
+
+// `materi events tail | head` closes the pipe early; that is not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  fail(error);
+}

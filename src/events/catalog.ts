@@ -1,0 +1,126 @@
+import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
+import { UnknownEventTypeError } from '../errors/index.js';
+import * as pb from './gen/materi/events/v1/deployment_events_pb.js';
+
+/** Handling priority as written in the `priority` field of a stream entry. */
+export type PriorityName = 'LOW' | 'NORMAL' | 'HIGH' | 'CRITICAL';
+
+export const PRIORITY_RANK: Record<PriorityName, number> = { LOW: 0, NORMAL: 1, HIGH: 2, CRITICAL: 3 };
+
+/** A stage name may appear in a stream key, so it is restricted to a safe alphabet. */
+export const STAGE_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** The payload type of each fixed event type. */
+export interface FixedEventDataMap {
+  'deployment:started': pb.DeploymentStartedEvent;
+  'deployment:completed': pb.DeploymentCompletedEvent;
+  'deployment:failed': pb.DeploymentFailedEvent;
+  'validation:started': pb.ValidationStartedEvent;
+  'validation:completed': pb.ValidationCompletedEvent;
+  'dependency:check:started': pb.DependencyCheckStartedEvent;
+  'dependency:check:completed': pb.DependencyCheckCompletedEvent;
+  'health:check:started': pb.HealthCheckStartedEvent;
+  'health:check:completed': pb.HealthCheckCompletedEvent;
+  'rollback:initiated': pb.RollbackInitiatedEvent;
+  'rollback:completed': pb.RollbackCompletedEvent;
+  'notification:sent': pb.NotificationSentEvent;
+  'alert:raised': pb.AlertRaisedEvent;
+}
+
+export type StageStartedType = `deployment:stage:${string}:started`;
+export type StageCompletedType = `deployment:stage:${string}:completed`;
+export type FixedEventType = keyof FixedEventDataMap;
+export type EventType = FixedEventType | StageStartedType | StageCompletedType;
+
+/** The payload type of an event type, including per-stage types. */
+export type EventData<T extends string> = T extends FixedEventType
+  ? FixedEventDataMap[T]
+  : T extends StageStartedType
+    ? pb.DeploymentStageStartedEvent
+    : T extends StageCompletedType
+      ? pb.DeploymentStageCompletedEvent
+      : MessageShape<DescMessage>;
+
+/** What the catalog knows about one event type. */
+export interface EventSpec {
+  /** The type string, e.g. `deployment:stage:vercel:started`. */
+  type: string;
+  /** The protobuf message of the payload. */
+  schema: DescMessage;
+  /** Priority used when the publisher is not told otherwise. */
+  defaultPriority: PriorityName;
+  /** The stage, for per-stage types. */
+  stage?: string;
+}
+
+const FIXED: Record<FixedEventType, { schema: DescMessage; defaultPriority: PriorityName }> = {
+  'deployment:started': { schema: pb.DeploymentStartedEventSchema, defaultPriority: 'NORMAL' },
+  'deployment:completed': { schema: pb.DeploymentCompletedEventSchema, defaultPriority: 'NORMAL' },
+  'deployment:failed': { schema: pb.DeploymentFailedEventSchema, defaultPriority: 'CRITICAL' },
+  'validation:started': { schema: pb.ValidationStartedEventSchema, defaultPriority: 'NORMAL' },
+  'validation:completed': { schema: pb.ValidationCompletedEventSchema, defaultPriority: 'NORMAL' },
+  'dependency:check:started': { schema: pb.DependencyCheckStartedEventSchema, defaultPriority: 'NORMAL' },
+  'dependency:check:completed': { schema: pb.DependencyCheckCompletedEventSchema, defaultPriority: 'NORMAL' },
+  'health:check:started': { schema: pb.HealthCheckStartedEventSchema, defaultPriority: 'HIGH' },
+  'health:check:completed': { schema: pb.HealthCheckCompletedEventSchema, defaultPriority: 'HIGH' },
+  'rollback:initiated': { schema: pb.RollbackInitiatedEventSchema, defaultPriority: 'CRITICAL' },
+  'rollback:completed': { schema: pb.RollbackCompletedEventSchema, defaultPriority: 'CRITICAL' },
+  'notification:sent': { schema: pb.NotificationSentEventSchema, defaultPriority: 'LOW' },
+  'alert:raised': { schema: pb.AlertRaisedEventSchema, defaultPriority: 'CRITICAL' },
+};
+
+/** The fixed event types, in the order of the lifecycle. */
+export const FIXED_EVENT_TYPES = Object.keys(FIXED) as FixedEventType[];
+
+const STAGE_TYPE = /^deployment:stage:([^:]+):(started|completed)$/;
+
+/** The event type of a stage starting or completing. */
+export function stageEventType(stage: string, phase: 'started'): StageStartedType;
+export function stageEventType(stage: string, phase: 'completed'): StageCompletedType;
+export function stageEventType(stage: string, phase: 'started' | 'completed'): string {
+  if (!STAGE_NAME_PATTERN.test(stage)) {
+    throw new UnknownEventTypeError(`deployment:stage:${stage}:${phase}`);
+  }
+  return `deployment:stage:${stage}:${phase}`;
+}
+
+/**
+ * Looks up an event type (fixed or per-stage). Throws {@link UnknownEventTypeError} for anything
+ * else, including stage names outside {@link STAGE_NAME_PATTERN}.
+ */
+export function resolveEventType(type: string): EventSpec {
+  const fixed = FIXED[type as FixedEventType];
+  if (fixed) return { type, ...fixed };
+  const stage = STAGE_TYPE.exec(type);
+  if (stage && STAGE_NAME_PATTERN.test(stage[1]!)) {
+    const started = stage[2] === 'started';
+    return {
+      type,
+      schema: started ? pb.DeploymentStageStartedEventSchema : pb.DeploymentStageCompletedEventSchema,
+      defaultPriority: 'HIGH',
+      stage: stage[1]!,
+    };
+  }
+  throw new UnknownEventTypeError(type);
+}
+
+export function isKnownEventType(type: string): boolean {
+  try {
+    resolveEventType(type);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether an event type matches a subscription pattern. A pattern is an exact type or uses `*` for
+ * one segment, e.g. `deployment:stage:*:completed`, and `**` alone matches every type.
+ */
+export function matchesEventPattern(pattern: string, type: string): boolean {
+  if (pattern === '**' || pattern === type) return true;
+  if (!pattern.includes('*')) return false;
+  const p = pattern.split(':');
+  const t = type.split(':');
+  return p.length === t.length && p.every((segment, i) => segment === '*' || segment === t[i]);
+}

@@ -1,0 +1,352 @@
+import {
+  create,
+  type DescEnum,
+  type DescField,
+  type DescMessage,
+  fromBinary,
+  fromJsonString,
+  type MessageShape,
+  ScalarType,
+  toBinary,
+  toJson,
+} from '@bufbuild/protobuf';
+import { EventDecodeError, EventValidationError, MateriError } from '../errors/index.js';
+import { type EventSpec, PRIORITY_RANK, type PriorityName, resolveEventType } from './catalog.js';
+import { CONTENT_TYPES, type ContentType, type DeploymentEvent } from './envelope.js';
+
+/**
+ * Stream entry codec. An entry is a flat list of fields — id, type, source, time, correlation_id,
+ * causation_id, deployment_id, priority, schema, content_type, data — so that any Redis client can
+ * read it. `data` is the proto3 JSON mapping of the payload (`application/json`, the default) or
+ * the base64 of its binary encoding (`application/protobuf`).
+ *
+ * @module
+ */
+
+/** Entry field names in the order they are written. */
+export const ENTRY_FIELDS = [
+  'id',
+  'type',
+  'source',
+  'time',
+  'correlation_id',
+  'causation_id',
+  'deployment_id',
+  'priority',
+  'schema',
+  'content_type',
+  'data',
+] as const;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+// Proto3 JSON: fields at their default value (0, "", false, empty list) are left out.
+
+/** Encodes a payload for the `data` field. */
+export function encodeData(
+  spec: EventSpec,
+  data: MessageShape<typeof spec.schema>,
+  contentType: ContentType,
+): string {
+  if (contentType === 'application/protobuf') {
+    return Buffer.from(toBinary(spec.schema, data)).toString('base64');
+  }
+  return JSON.stringify(toJson(spec.schema, data));
+}
+
+/**
+ * Builds a payload message from a plain object (the message's init shape, e.g. from TypeScript
+ * code) and checks it against the schema. Throws {@link EventValidationError} naming the field.
+ */
+export function buildPayload(spec: EventSpec, init: unknown): MessageShape<typeof spec.schema> {
+  const problem = checkMessageInit(spec.schema, init);
+  if (problem) throw new EventValidationError(spec.type, problem);
+  try {
+    return create(spec.schema, init as never);
+  } catch (cause) {
+    throw new EventValidationError(spec.type, cause instanceof Error ? cause.message : String(cause), {
+      cause,
+    });
+  }
+}
+
+const INTEGER_SCALARS = new Set([
+  ScalarType.INT32,
+  ScalarType.UINT32,
+  ScalarType.SINT32,
+  ScalarType.FIXED32,
+  ScalarType.SFIXED32,
+]);
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof Date);
+}
+
+function checkScalar(type: ScalarType, value: unknown): string | undefined {
+  switch (type) {
+    case ScalarType.STRING:
+      return typeof value === 'string' ? undefined : 'a string';
+    case ScalarType.BOOL:
+      return typeof value === 'boolean' ? undefined : 'a boolean';
+    case ScalarType.BYTES:
+      return value instanceof Uint8Array ? undefined : 'bytes';
+    case ScalarType.DOUBLE:
+    case ScalarType.FLOAT:
+      return typeof value === 'number' ? undefined : 'a number';
+    default:
+      if (INTEGER_SCALARS.has(type)) return Number.isInteger(value) ? undefined : 'an integer';
+      return typeof value === 'bigint' || Number.isInteger(value) ? undefined : 'an integer';
+  }
+}
+
+/** A validation problem: the path to the field (built on the way out, only on failure) and what is wrong. */
+interface Problem {
+  at: string;
+  message: string;
+}
+
+function within(prefix: string, problem: Problem | undefined): Problem | undefined {
+  if (!problem) return undefined;
+  return {
+    at: problem.at.startsWith('[') || problem.at === '' ? prefix + problem.at : `${prefix}.${problem.at}`,
+    message: problem.message,
+  };
+}
+
+function got(value: unknown): string {
+  return `, got ${JSON.stringify(value)?.slice(0, 40)}`;
+}
+
+const fieldMaps = new WeakMap<DescMessage, Map<string, DescField>>();
+
+function fieldsByName(desc: DescMessage): Map<string, DescField> {
+  let map = fieldMaps.get(desc);
+  if (!map) {
+    map = new Map(desc.fields.map((f) => [f.localName, f]));
+    fieldMaps.set(desc, map);
+  }
+  return map;
+}
+
+/**
+ * Checks a plain object against a message's fields, recursively. Returns the first problem as
+ * `stageResults[0].durationMs: expected an integer`, or undefined. Runs on every publish, so the
+ * path is only built when something is wrong.
+ */
+function checkMessageInit(desc: DescMessage, value: unknown): string | undefined {
+  const problem = checkMessage(desc, value);
+  if (!problem) return undefined;
+  return problem.at ? `${problem.at}: ${problem.message}` : `data: ${problem.message}`;
+}
+
+function checkMessage(desc: DescMessage, value: unknown): Problem | undefined {
+  if (!isPlainObject(value)) return { at: '', message: `expected an object${got(value)}` };
+  const fields = fieldsByName(desc);
+  for (const key in value) {
+    if (key === '$typeName' || key === '$unknown') continue;
+    const fieldValue = value[key];
+    const field = fields.get(key);
+    if (!field) return { at: key, message: `unknown field for ${desc.typeName}` };
+    if (fieldValue === undefined) continue;
+    const problem = checkField(field, fieldValue);
+    if (problem) return within(key, problem);
+  }
+  return undefined;
+}
+
+function checkField(field: DescField, value: unknown): Problem | undefined {
+  switch (field.fieldKind) {
+    case 'scalar':
+      return checkScalarValue(field.scalar, value);
+    case 'enum':
+      return checkEnumValue(field.enum, value);
+    case 'message':
+      return checkNested(field.message, value);
+    case 'list': {
+      if (!Array.isArray(value)) return { at: '', message: `expected a list${got(value)}` };
+      for (let i = 0; i < value.length; i++) {
+        const item = value[i];
+        const problem =
+          field.listKind === 'scalar'
+            ? checkScalarValue(field.scalar, item)
+            : field.listKind === 'enum'
+              ? checkEnumValue(field.enum, item)
+              : checkNested(field.message, item);
+        if (problem) return within(`[${i}]`, problem);
+      }
+      return undefined;
+    }
+    case 'map':
+      return isPlainObject(value) ? undefined : { at: '', message: `expected an object${got(value)}` };
+  }
+}
+
+function checkScalarValue(type: ScalarType, value: unknown): Problem | undefined {
+  const want = checkScalar(type, value);
+  return want ? { at: '', message: `expected ${want}${got(value)}` } : undefined;
+}
+
+function checkEnumValue(desc: DescEnum, value: unknown): Problem | undefined {
+  return desc.value[value as number]
+    ? undefined
+    : { at: '', message: `expected a ${desc.typeName} value${got(value)}` };
+}
+
+function checkNested(desc: DescMessage, value: unknown): Problem | undefined {
+  if (desc.typeName === 'google.protobuf.Struct') {
+    return isPlainObject(value) ? undefined : { at: '', message: `expected an object${got(value)}` };
+  }
+  if (desc.typeName === 'google.protobuf.Timestamp') {
+    return isPlainObject(value) && 'seconds' in value
+      ? undefined
+      : { at: '', message: 'expected a Timestamp (timestampFromDate)' };
+  }
+  return checkMessage(desc, value);
+}
+
+/**
+ * Parses a payload given as JSON text in the proto3 JSON mapping (for the CLI and the HTTP API).
+ * Unknown fields and wrong types are rejected with the field's name.
+ */
+export function parsePayloadJson(spec: EventSpec, json: string): MessageShape<typeof spec.schema> {
+  try {
+    return fromJsonString(spec.schema, json);
+  } catch (cause) {
+    throw new EventValidationError(spec.type, cause instanceof Error ? cause.message : String(cause), {
+      cause,
+    });
+  }
+}
+
+/** Writes an event as the flat field list of a stream entry. */
+export function encodeEntry(
+  event: DeploymentEvent,
+  spec: EventSpec = resolveEventType(event.type),
+): string[] {
+  return [
+    'id',
+    event.id,
+    'type',
+    event.type,
+    'source',
+    event.source,
+    'time',
+    isoTime(event.time),
+    'correlation_id',
+    event.correlationId,
+    'causation_id',
+    event.causationId,
+    'deployment_id',
+    event.deploymentId,
+    'priority',
+    event.priority,
+    'schema',
+    spec.schema.typeName,
+    'content_type',
+    event.contentType,
+    'data',
+    encodeData(spec, event.data as never, event.contentType),
+  ];
+}
+
+let lastIsoMs = Number.NaN;
+let lastIso = '';
+
+/** `Date#toISOString`, remembering the last result: events published together share a millisecond. */
+function isoTime(time: Date): string {
+  const ms = time.getTime();
+  if (ms !== lastIsoMs) {
+    lastIso = time.toISOString();
+    lastIsoMs = ms;
+  }
+  return lastIso;
+}
+
+/** Turns a flat `[field, value, …]` list (as XRANGE returns it) into a record. */
+export function fieldsToRecord(fields: readonly string[]): Record<string, string> {
+  const record: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i]!] = fields[i + 1]!;
+  return record;
+}
+
+function required(entry: Record<string, string>, field: string): string {
+  const value = entry[field];
+  if (value === undefined) throw new EventDecodeError(field, 'is missing');
+  if (value === '') throw new EventDecodeError(field, 'is empty');
+  return value;
+}
+
+/**
+ * Decodes a stream entry into an event. Throws {@link EventDecodeError} naming the first field
+ * that is wrong; never anything else.
+ */
+export function decodeEntry(fields: Record<string, string> | readonly string[]): DeploymentEvent {
+  const entry = Array.isArray(fields)
+    ? fieldsToRecord(fields as readonly string[])
+    : (fields as Record<string, string>);
+  const id = required(entry, 'id');
+  if (!UUID.test(id)) throw new EventDecodeError('id', `is not a UUID: "${id.slice(0, 60)}"`);
+  const type = required(entry, 'type');
+  let spec: EventSpec;
+  try {
+    spec = resolveEventType(type);
+  } catch {
+    throw new EventDecodeError('type', `is not a known event type: "${type.slice(0, 80)}"`);
+  }
+  const timeText = required(entry, 'time');
+  const time = new Date(timeText);
+  if (!RFC3339.test(timeText) || Number.isNaN(time.getTime())) {
+    throw new EventDecodeError('time', `is not an RFC 3339 timestamp: "${timeText.slice(0, 40)}"`);
+  }
+  const priority = required(entry, 'priority');
+  if (!(priority in PRIORITY_RANK)) {
+    throw new EventDecodeError(
+      'priority',
+      `must be LOW, NORMAL, HIGH or CRITICAL, not "${priority.slice(0, 20)}"`,
+    );
+  }
+  const schema = required(entry, 'schema');
+  if (schema !== spec.schema.typeName) {
+    throw new EventDecodeError('schema', `is "${schema}" but type ${type} carries ${spec.schema.typeName}`);
+  }
+  const contentType = (entry.content_type ?? 'application/json') as ContentType;
+  if (!CONTENT_TYPES.includes(contentType)) {
+    throw new EventDecodeError(
+      'content_type',
+      `must be application/json or application/protobuf, not "${contentType}"`,
+    );
+  }
+  const raw = entry.data;
+  if (raw === undefined) throw new EventDecodeError('data', 'is missing');
+  let data: unknown;
+  try {
+    data =
+      contentType === 'application/protobuf'
+        ? fromBinary(spec.schema, Buffer.from(raw, 'base64'))
+        : fromJsonString(spec.schema, raw, { ignoreUnknownFields: true });
+  } catch (cause) {
+    const problem = cause instanceof Error ? cause.message : String(cause);
+    throw new EventDecodeError('data', `does not parse as ${spec.schema.typeName}: ${problem}`, { cause });
+  }
+  return {
+    id,
+    type,
+    source: required(entry, 'source'),
+    time,
+    correlationId: required(entry, 'correlation_id'),
+    causationId: entry.causation_id ?? '',
+    deploymentId: entry.deployment_id ?? '',
+    priority: priority as PriorityName,
+    schema,
+    contentType,
+    data,
+  };
+}
+
+/** Whether an error is a decoding problem (never worth retrying). */
+export function isDecodeError(error: unknown): error is EventDecodeError {
+  return (
+    error instanceof EventDecodeError ||
+    (error instanceof MateriError && error.code === 'MATERI_ERR_EVENT_DECODE')
+  );
+}

@@ -1,0 +1,31 @@
+/**
+ * Key names on the event bus. Every key starts with the stream prefix
+ * (`MATERI_STREAM_PREFIX`, default `materi:events:deployment`).
+ *
+ * @module
+ */
+
+export const DEFAULT_STREAM_PREFIX = 'materi:events:deployment';
+
+/** Stream key of an event type: `<prefix>:<type>`. */
+export function streamKey(prefix: string, type: string): string {
+  return `${prefix}:${type}`;
+}
+
+/** The event type of a stream key, or undefined when the key is not under the prefix. */
+export function typeOfStreamKey(prefix: string, key: string): string | undefined {
+  return key.startsWith(`${prefix}:`) ? key.slice(prefix.length + 1) : undefined;
+}
+
+/** Dead-letter stream of a consumer group: `<prefix>:dlq:<group>`. */
+export function deadLetterStreamKey(prefix: string, group: string): string {
+  return `${prefix}:dlq:${group}`;
+}
+
+/**
+ * Set of every event type that has been published under the prefix. Per-stage streams appear
+ * when a plan first uses a stage, so subscribers read this set to discover them.
+ */
+export function streamRegistryKey(prefix: string): string {
+  return `${prefix}:registry:streams`;
+}

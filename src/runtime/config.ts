@@ -1,0 +1,96 @@
+import { z } from 'zod';
+import { ConfigError } from '../errors/index.js';
+import { DEFAULT_STREAM_PREFIX } from '../events/streams.js';
+import { redactUrl } from './logging.js';
+
+/**
+ * Settings read from the environment. Every setting has one name and one default, here; see
+ * docs/configuration.md.
+ */
+export interface Settings {
+  /** `MATERI_REDIS_URL`: set → Redis Streams; unset → the embedded backend. */
+  redisUrl?: string;
+  /** `MATERI_REDIS_CLUSTER`: `true` → the URL lists seed nodes of a Redis Cluster (comma separated). */
+  redisCluster: boolean;
+  /** `MATERI_DATABASE_URL`: set → PostgreSQL; unset → SQLite under the data dir. */
+  databaseUrl?: string;
+  /** `MATERI_DATA_DIR` @defaultValue `.materi` */
+  dataDir: string;
+  /** `MATERI_STREAM_PREFIX` @defaultValue `materi:events:deployment` */
+  streamPrefix: string;
+  /** `MATERI_PORT` @defaultValue 4600 */
+  port: number;
+  /** `MATERI_API_URL` @defaultValue `http://127.0.0.1:<port>` */
+  apiUrl: string;
+  /** `MATERI_API_TOKEN`: operator token for writes. */
+  apiToken?: string;
+  /** `MATERI_VIEWER_TOKEN`: when set, reads need it (or the operator token). */
+  viewerToken?: string;
+  /** `MATERI_LOG_LEVEL` @defaultValue `info` */
+  logLevel: string;
+}
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const schema = z.object({
+  MATERI_REDIS_URL: optionalText.pipe(
+    z
+      .string()
+      .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+      .optional(),
+  ),
+  MATERI_REDIS_CLUSTER: z.enum(['true', 'false', '1', '0', '']).optional(),
+  MATERI_DATABASE_URL: optionalText.pipe(
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://')
+      .optional(),
+  ),
+  MATERI_DATA_DIR: optionalText,
+  MATERI_STREAM_PREFIX: optionalText.pipe(
+    z
+      .string()
+      .regex(/^[A-Za-z0-9:_-]+$/, 'may hold only letters, digits, ":", "_" and "-"')
+      .optional(),
+  ),
+  MATERI_PORT: optionalText.pipe(z.coerce.number<string | undefined>().int().min(0).max(65535).optional()),
+  MATERI_API_URL: optionalText.pipe(z.url().optional()),
+  MATERI_API_TOKEN: optionalText,
+  MATERI_VIEWER_TOKEN: optionalText,
+  MATERI_LOG_LEVEL: optionalText.pipe(
+    z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
+  ),
+});
+
+/** Reads the settings from an environment. Throws {@link ConfigError} naming the variable. */
+export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0]);
+    throw new ConfigError(`${name}: ${issue.message} (got "${maskSetting(name, env[name])}")`);
+  }
+  const v = parsed.data;
+  const port = v.MATERI_PORT ?? 4600;
+  return {
+    redisUrl: v.MATERI_REDIS_URL,
+    redisCluster: v.MATERI_REDIS_CLUSTER === 'true' || v.MATERI_REDIS_CLUSTER === '1',
+    databaseUrl: v.MATERI_DATABASE_URL,
+    dataDir: v.MATERI_DATA_DIR ?? '.materi',
+    streamPrefix: v.MATERI_STREAM_PREFIX ?? DEFAULT_STREAM_PREFIX,
+    port,
+    apiUrl: v.MATERI_API_URL ?? `http://127.0.0.1:${port}`,
+    apiToken: v.MATERI_API_TOKEN,
+    viewerToken: v.MATERI_VIEWER_TOKEN,
+    logLevel: v.MATERI_LOG_LEVEL ?? 'info',
+  };
+}
+
+function maskSetting(name: string, value: string | undefined): string {
+  if (value === undefined) return '';
+  if (name.endsWith('TOKEN')) return '***';
+  return name.endsWith('URL') ? redactUrl(value) : value;
+}
