@@ -2,6 +2,7 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { GenMessage } from '@bufbuild/protobuf/codegenv2';
 import type { EventData, PriorityName } from '../events/catalog.js';
 import type { ContentType, DeploymentEvent } from '../events/envelope.js';
+import type { Logger } from '../runtime/logging.js';
 
 /**
  * The payload accepted for an event type: the init shape of its protobuf message (plain object,
@@ -83,3 +84,46 @@ export interface TrimResult {
   /** Entries kept because a consumer group has not acknowledged them yet. */
   protectedByGroups: boolean;
 }
+
+/** Where and how often an event was delivered to a consumer group. */
+export interface Delivery {
+  /** Stream key the entry was read from. */
+  stream: string;
+  /** Entry id in that stream. */
+  entryId: string;
+  /** Times the entry has been delivered to this group, this delivery included (Redis' counter). */
+  deliveryCount: number;
+  group: string;
+  /** Consumer name, `<group>:<host>:<pid>:<slot>`. */
+  consumer: string;
+}
+
+/** What a handler gets besides the event. */
+export interface HandlerContext {
+  delivery: Delivery;
+  /** Logger bound to the event (event id, type, correlation id, group). */
+  logger: Logger;
+  /**
+   * Publisher for result events. Events published through it carry the handled event's
+   * correlation id and name it as their cause.
+   */
+  publisher: Publisher;
+  /** Aborted when the consumer shuts down past its grace period or loses the entry. */
+  signal: AbortSignal;
+  /**
+   * Tells the group this consumer is still working on the entry, so no other consumer reclaims
+   * it. Long handlers (a health window of minutes) call it at least every claim-idle interval;
+   * the router also renews automatically while the handler runs.
+   */
+  renewClaim(): Promise<void>;
+}
+
+/**
+ * Handles one event. Resolving acknowledges the entry; throwing leaves it for a retry with
+ * backoff; throwing an `UnrecoverableError` (or after the last allowed delivery) moves it to the
+ * group's dead-letter stream. Handlers must be idempotent: delivery is at least once.
+ */
+export type Handler<D = unknown> = (event: DeploymentEvent<D>, context: HandlerContext) => Promise<void>;
+
+/** Wraps a handler (decode, idempotency, metrics, logging, …). */
+export type Middleware = (next: Handler) => Handler;
