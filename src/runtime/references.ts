@@ -57,10 +57,11 @@ export function environmentLookup(env: NodeJS.ProcessEnv = process.env): Lookup 
 }
 
 function visitStrings(value: unknown, visit: (text: string) => void): void {
-  if (typeof value === 'string') visit(value);
-  else if (Array.isArray(value)) value.forEach((v) => visitStrings(v, visit));
-  else if (value !== null && typeof value === 'object')
-    Object.values(value).forEach((v) => visitStrings(v, visit));
+  if (typeof value === 'string') {
+    visit(value);
+  } else if (value !== null && typeof value === 'object') {
+    for (const item of Array.isArray(value) ? value : Object.values(value)) visitStrings(item, visit);
+  }
 }
 
 function mapStrings(value: unknown, map: (text: string, path: string) => string, path = ''): unknown {
