@@ -3,6 +3,7 @@ import type { GenMessage } from '@bufbuild/protobuf/codegenv2';
 import type { EventData, PriorityName } from '../events/catalog.js';
 import type { ContentType, DeploymentEvent } from '../events/envelope.js';
 import type { Logger } from '../runtime/logging.js';
+import type { BackoffSettings } from './backoff.js';
 
 /**
  * The payload accepted for an event type: the init shape of its protobuf message (plain object,
@@ -127,3 +128,111 @@ export type Handler<D = unknown> = (event: DeploymentEvent<D>, context: HandlerC
 
 /** Wraps a handler (decode, idempotency, metrics, logging, …). */
 export type Middleware = (next: Handler) => Handler;
+
+/** An entry as a subscriber delivers it to the router, before decoding. */
+export interface ReceivedMessage extends Delivery {
+  /** The entry's fields as stored. */
+  fields: Record<string, string>;
+  /** Handling priority from the entry (NORMAL when missing or unreadable). */
+  priority: PriorityName;
+  /** Resets the entry's idle time so no other consumer reclaims it. */
+  renewClaim(): Promise<void>;
+  /** Aborted when the consumer stops past its grace period. */
+  signal: AbortSignal;
+}
+
+/**
+ * What the router decided about a message:
+ * - `ack`: handled (or deliberately skipped); acknowledge it.
+ * - `retry`: failed; deliver it again after a backoff (dead-lettered once deliveries run out).
+ * - `dead-letter`: failed in a way retrying cannot fix; move it to the dead-letter stream now.
+ */
+export type Disposition =
+  | { kind: 'ack' }
+  | { kind: 'retry'; error: unknown }
+  | { kind: 'dead-letter'; error: unknown; reason: 'unrecoverable' | 'decode' | 'max-deliveries' };
+
+/** Settings of one subscription (one consumer group reading some event types). */
+export interface SubscriptionOptions {
+  group: string;
+  /** Event types or patterns (`deployment:stage:*:completed`, `**` for all); new streams are discovered. */
+  types: readonly string[];
+  /** Messages handled at once by this process. @defaultValue 1 */
+  concurrency?: number;
+  /** Deliveries before a failing message is dead-lettered. @defaultValue 5 */
+  maxDeliveries?: number;
+  /** Retry delays (by delivery count). @defaultValue 1 s doubling to 60 s, ±20 % jitter */
+  backoff?: Partial<BackoffSettings>;
+  /**
+   * A pending message idle this long is taken over from its consumer (presumed dead).
+   * Handlers renew their claim automatically at a third of it. @defaultValue 30000
+   */
+  claimIdleMs?: number;
+  /** Where a new group starts reading. @defaultValue `beginning` (never miss an event) */
+  startFrom?: 'beginning' | 'latest';
+  /** Consumer name suffix (the slot). @defaultValue 0 */
+  slot?: number;
+}
+
+/** Observes what a subscription does, for metrics and tests. Every callback is optional. */
+export interface SubscriptionObserver {
+  received?(message: ReceivedMessage): void;
+  acked?(message: ReceivedMessage, durationMs: number): void;
+  retried?(message: ReceivedMessage, error: unknown): void;
+  deadLettered?(message: ReceivedMessage, error: unknown, reason: string): void;
+  reclaimed?(group: string, stream: string, count: number): void;
+  /** Entries found deleted or trimmed while reclaiming: acknowledged and counted, never retried. */
+  vanished?(group: string, stream: string, count: number): void;
+  error?(error: unknown, where: string): void;
+}
+
+/** A running subscription. */
+export interface Subscription {
+  readonly group: string;
+  readonly consumer: string;
+  /** Messages being handled now. */
+  readonly inFlight: number;
+  /**
+   * Stops reading, waits for messages in flight up to `graceMs`, then aborts the rest (they stay
+   * pending and are reclaimed by another consumer). Resolves when everything is released.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** The process function a subscription calls for every message. Must not throw. */
+export type ProcessMessage = (message: ReceivedMessage) => Promise<Disposition>;
+
+/**
+ * Reads streams through consumer groups.
+ *
+ * Contract: delivery is at least once. A message is acknowledged only after `process` resolves
+ * with `ack`; a process crash leaves it pending and another consumer reclaims it after
+ * `claimIdleMs`. Retries are counted by the backend's own delivery counter, so they survive
+ * restarts. Dead-lettering writes the message to `<prefix>:dlq:<group>` together with its ack.
+ */
+export interface Subscriber {
+  readonly prefix: string;
+  subscribe(
+    options: SubscriptionOptions,
+    process: ProcessMessage,
+    observer?: SubscriptionObserver,
+  ): Promise<Subscription>;
+  /** Closes every subscription (see {@link Subscription.close}) and the subscriber's connections. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Remembers which event ids a group has handled, for the idempotency middleware. Shared by every
+ * process of a group (Redis or the embedded database).
+ */
+export interface IdempotencyStore {
+  /**
+   * Tries to take an event for handling. `done`: handled before (skip and ack);
+   * `busy`: another consumer is handling the same event id now (retry later).
+   */
+  begin(group: string, eventId: string, leaseMs: number): Promise<'acquired' | 'done' | 'busy'>;
+  /** Records success; the id is remembered for the idempotency window. */
+  complete(group: string, eventId: string): Promise<void>;
+  /** Gives the lease back after a failure, so a retry may take it. */
+  release(group: string, eventId: string): Promise<void>;
+}

@@ -135,6 +135,7 @@ export function describeCause(cause: unknown): string {
   if (cause instanceof AggregateError && cause.errors.length > 0) {
     return describeCause(cause.errors[0]);
   }
+  if (cause instanceof MateriError) return cause.message;
   if (cause instanceof Error) {
     const code = (cause as { code?: unknown }).code;
     const text = cause.message || cause.name;

@@ -1,0 +1,724 @@
+import { hostname } from 'node:os';
+import type { Redis } from 'ioredis';
+import { describeCause } from '../../errors/index.js';
+import { matchesEventPattern, PRIORITY_RANK, type PriorityName } from '../../events/catalog.js';
+import {
+  DEFAULT_STREAM_PREFIX,
+  deadLetterStreamKey,
+  streamKey,
+  streamRegistryKey,
+} from '../../events/streams.js';
+import { type Logger, silentLogger } from '../../runtime/logging.js';
+import { type BackoffSettings, backoffDelay, DEFAULT_BACKOFF, sleep, stableRandom } from '../backoff.js';
+import type {
+  Disposition,
+  ProcessMessage,
+  ReceivedMessage,
+  Subscriber,
+  Subscription,
+  SubscriptionObserver,
+  SubscriptionOptions,
+} from '../types.js';
+import { isCluster, type RedisClient } from './connection.js';
+
+/** Options of {@link RedisSubscriber}. */
+export interface RedisSubscriberOptions {
+  /** Command connection for acks, claims and inspection. Not closed by the subscriber. */
+  client: RedisClient;
+  /** @defaultValue `materi:events:deployment` */
+  prefix?: string;
+  logger?: Logger;
+  /** BLOCK of each XREADGROUP, in ms. Finite, so a lost connection is noticed. @defaultValue 2000 */
+  blockMs?: number;
+  /** A blocking read that has not answered `blockMs` + this is presumed hung and its connection replaced. @defaultValue 5000 */
+  watchdogGraceMs?: number;
+  /** How often due retries and entries of dead consumers are looked for, in ms. @defaultValue 500 */
+  scanIntervalMs?: number;
+  /** How often the stream registry is read for new (per-stage) streams, in ms. @defaultValue 1000 */
+  discoveryIntervalMs?: number;
+  /** Consumers with nothing pending and idle this long are removed from the group. @defaultValue 3600000 */
+  consumerCleanupIdleMs?: number;
+  /** Host part of consumer names. @defaultValue os.hostname() */
+  hostname?: string;
+}
+
+/**
+ * Consumer groups on Redis Streams.
+ *
+ * Each subscription reads with its own blocking connection (never shared, never auto-pipelined),
+ * drains its own pending list first, reads only as many entries as it has free slots, and
+ * handles the most urgent first. Failed entries are parked on the group's `<group>@retry`
+ * pseudo-consumer and claimed again once their backoff (from Redis' delivery counter) has
+ * passed; entries of dead consumers are claimed after `claimIdleMs`. Both survive restarts,
+ * because the state is in Redis, not in memory.
+ */
+export class RedisSubscriber implements Subscriber {
+  readonly prefix: string;
+  private readonly subscriptions = new Set<RedisSubscription>();
+
+  constructor(private readonly options: RedisSubscriberOptions) {
+    this.prefix = options.prefix ?? DEFAULT_STREAM_PREFIX;
+  }
+
+  async subscribe(
+    options: SubscriptionOptions,
+    process: ProcessMessage,
+    observer: SubscriptionObserver = {},
+  ): Promise<Subscription> {
+    const subscription = new RedisSubscription(this.options, this.prefix, options, process, observer, () =>
+      this.subscriptions.delete(subscription),
+    );
+    this.subscriptions.add(subscription);
+    await subscription.start();
+    return subscription;
+  }
+
+  async close(graceMs?: number): Promise<void> {
+    await Promise.all([...this.subscriptions].map((s) => s.close(graceMs)));
+  }
+}
+
+/** Name of the pseudo-consumer that holds a group's entries waiting for a retry. */
+export function retryConsumerName(group: string): string {
+  return `${group}@retry`;
+}
+
+/** Stream from which a group receives replays of its dead-lettered events (only that group reads it). */
+export function replayStreamKey(prefix: string, group: string): string {
+  return `${prefix}:replay:${group}`;
+}
+
+interface Queued {
+  stream: string;
+  entryId: string;
+  fields: Record<string, string>;
+  deliveryCount: number;
+  priority: PriorityName;
+}
+
+type RawEntry = [id: string, fields: string[] | null];
+
+function toRecord(fields: string[]): Record<string, string> {
+  const record: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i]!] = fields[i + 1]!;
+  return record;
+}
+
+function priorityOf(fields: Record<string, string>): PriorityName {
+  const p = fields.priority as PriorityName | undefined;
+  return p && p in PRIORITY_RANK ? p : 'NORMAL';
+}
+
+class RedisSubscription implements Subscription {
+  readonly group: string;
+  readonly consumer: string;
+  private readonly retryConsumer: string;
+  private readonly client: RedisClient;
+  private readonly logger: Logger;
+  private readonly concurrency: number;
+  private readonly maxDeliveries: number;
+  private readonly claimIdleMs: number;
+  private readonly backoff: BackoffSettings;
+  private readonly blockMs: number;
+  private readonly watchdogMs: number;
+  private readonly scanIntervalMs: number;
+  private readonly discoveryIntervalMs: number;
+  private readonly cleanupIdleMs: number;
+  private readonly streams = new Set<string>();
+  private readonly queue: Queued[] = [];
+  private readonly inFlightIds = new Set<string>();
+  private readonly inFlightControllers = new Set<AbortController>();
+  private readonly pendingAcks = new Map<string, string[]>();
+  private blocking!: Redis;
+  private loopDone: Promise<void> = Promise.resolve();
+  private stopping = false;
+  private ackFlush: Promise<void> | undefined;
+  private lastScan = 0;
+  private lastDiscovery = 0;
+  private lastCleanup = Date.now();
+  private wakeUp: (() => void) | undefined;
+
+  constructor(
+    settings: RedisSubscriberOptions,
+    private readonly prefix: string,
+    private readonly options: SubscriptionOptions,
+    private readonly process: ProcessMessage,
+    private readonly observer: SubscriptionObserver,
+    private readonly onClosed: () => void,
+  ) {
+    validateOptions(options);
+    this.group = options.group;
+    this.client = settings.client;
+    this.consumer = `${options.group}:${settings.hostname ?? hostname()}:${globalThis.process.pid}:${options.slot ?? 0}`;
+    this.retryConsumer = retryConsumerName(options.group);
+    this.concurrency = options.concurrency ?? 1;
+    this.maxDeliveries = options.maxDeliveries ?? 5;
+    this.claimIdleMs = options.claimIdleMs ?? 30_000;
+    this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.blockMs = settings.blockMs ?? 2000;
+    this.watchdogMs = this.blockMs + (settings.watchdogGraceMs ?? 5000);
+    this.scanIntervalMs = settings.scanIntervalMs ?? 500;
+    this.discoveryIntervalMs = settings.discoveryIntervalMs ?? 1000;
+    this.cleanupIdleMs = settings.consumerCleanupIdleMs ?? 3_600_000;
+    this.logger = (settings.logger ?? silentLogger()).child({ group: this.group, consumer: this.consumer });
+  }
+
+  get inFlight(): number {
+    return this.inFlightIds.size;
+  }
+
+  async start(): Promise<void> {
+    if (isCluster(this.client)) {
+      throw new Error('RedisSubscriber: use a cluster-aware subscriber for Redis Cluster');
+    }
+    this.blocking = (this.client as Redis).duplicate({ connectionName: `materi:read:${this.group}` });
+    this.blocking.on('error', (error) => this.logger.debug({ err: error }, 'blocking connection error'));
+    const initial = this.options.startFrom === 'latest' ? '$' : '0';
+    await this.ensureGroup(replayStreamKey(this.prefix, this.group), '0');
+    for (const type of this.options.types) {
+      if (!type.includes('*')) await this.ensureGroup(streamKey(this.prefix, type), initial);
+    }
+    await this.discover(initial);
+    await this.drainOwnPending();
+    this.loopDone = this.loop();
+  }
+
+  async close(graceMs = 10_000): Promise<void> {
+    if (this.stopping) return this.loopDone;
+    this.stopping = true;
+    this.wakeUp?.();
+    // Interrupts the blocking read at once; the loop sees `stopping` and ends.
+    this.blocking.disconnect();
+    await this.loopDone.catch(() => {});
+    const deadline = Date.now() + graceMs;
+    while (this.inFlightIds.size > 0 && Date.now() < deadline) await sleep(20);
+    for (const controller of this.inFlightControllers)
+      controller.abort(new Error('consumer is shutting down'));
+    while (this.inFlightIds.size > 0 && Date.now() < deadline + 1000) await sleep(20);
+    await this.flushAcks();
+    this.onClosed();
+    this.logger.debug({ left_pending: this.inFlightIds.size + this.queue.length }, 'subscription closed');
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Reading
+
+  private async loop(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping) {
+      try {
+        const now = Date.now();
+        if (now - this.lastDiscovery >= this.discoveryIntervalMs) await this.discover('0');
+        if (now - this.lastScan >= this.scanIntervalMs) await this.scan();
+        if (now - this.lastCleanup >= Math.min(this.cleanupIdleMs, 60_000)) await this.cleanupConsumers();
+        this.dispatch();
+        const free = this.concurrency - this.inFlightIds.size - this.queue.length;
+        if (free <= 0) {
+          await this.waitForSlot(this.scanIntervalMs);
+          continue;
+        }
+        const entries = await this.readNew(free);
+        if (entries.length > 0) this.enqueue(entries);
+        this.dispatch();
+        failures = 0;
+      } catch (error) {
+        if (this.stopping) break;
+        failures++;
+        if (/NOGROUP/.test(describeCause(error))) {
+          this.logger.warn({ err: error }, 'consumer group vanished; creating it again');
+          await this.recreateGroups().catch(() => {});
+        } else {
+          this.logger.warn({ err: error, failures }, 'reading the streams failed; retrying');
+        }
+        this.observer.error?.(error, 'read');
+        await sleep(Math.min(2000, 50 * 2 ** Math.min(failures, 6)));
+      }
+    }
+  }
+
+  private async readNew(count: number): Promise<Queued[]> {
+    const keys = [...this.streams];
+    const read = this.blocking.call(
+      'XREADGROUP',
+      'GROUP',
+      this.group,
+      this.consumer,
+      'COUNT',
+      count,
+      'BLOCK',
+      this.blockMs,
+      'STREAMS',
+      ...keys,
+      ...keys.map(() => '>'),
+    ) as Promise<[string, RawEntry[]][] | null>;
+    const reply = await this.watchdog(read);
+    const out: Queued[] = [];
+    for (const [stream, entries] of reply ?? []) {
+      for (const [entryId, fields] of entries) {
+        if (!fields) continue;
+        const record = toRecord(fields);
+        out.push({ stream, entryId, fields: record, deliveryCount: 1, priority: priorityOf(record) });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * A blocking read that outlives BLOCK by the grace time is presumed hung (a half-open TCP
+   * connection after a network cut, a reconnect that never resent the command): its connection
+   * is replaced so the loop carries on.
+   */
+  private async watchdog<T>(read: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.logger.warn({ timeout_ms: this.watchdogMs }, 'blocking read hung; reconnecting');
+        this.blocking.disconnect(true);
+        reject(new Error(`blocking read did not answer within ${this.watchdogMs} ms`));
+      }, this.watchdogMs);
+    });
+    read.catch(() => {});
+    try {
+      return await Promise.race([read, hung]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Entries this consumer name was given before a restart (a stable name, e.g. pid 1 in a
+   * container) are handled before anything new is read.
+   */
+  private async drainOwnPending(): Promise<void> {
+    for (;;) {
+      let remaining = 0;
+      for (const stream of this.streams) {
+        const pending = (await this.client.call(
+          'XPENDING',
+          stream,
+          this.group,
+          '-',
+          '+',
+          100,
+          this.consumer,
+        )) as [string, string, number, number][];
+        const waiting = pending.filter(([id]) => !this.inFlightIds.has(`${stream}\u0000${id}`));
+        remaining += waiting.length;
+        const free = this.concurrency - this.inFlightIds.size - this.queue.length;
+        if (free <= 0 || waiting.length === 0) continue;
+        const due = waiting.slice(0, free).map(([id, , , count]) => ({ id, count, minIdle: 0, retry: true }));
+        this.logger.info({ stream, count: due.length }, 'resuming entries left pending by a previous run');
+        await this.claim(stream, due);
+        this.dispatch();
+      }
+      if (remaining === 0) return;
+      await this.waitForSlot(1000);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Retries and dead consumers
+
+  /**
+   * Looks for entries that are due: parked retries whose backoff has passed, and entries of other
+   * consumers idle past `claimIdleMs` (the consumer died or hung). XCLAIM's min-idle makes the
+   * claim atomic: when two consumers race, only one gets the entry.
+   */
+  private async scan(): Promise<void> {
+    this.lastScan = Date.now();
+    let free = this.concurrency - this.inFlightIds.size - this.queue.length;
+    if (free <= 0) return;
+    const minIdle = Math.max(
+      1,
+      Math.min(Math.floor(this.backoff.baseMs * (1 - this.backoff.jitter)), this.claimIdleMs),
+    );
+    for (const stream of this.streams) {
+      if (free <= 0) break;
+      const pending = (await this.client.call(
+        'XPENDING',
+        stream,
+        this.group,
+        'IDLE',
+        minIdle,
+        '-',
+        '+',
+        Math.max(free * 4, 10),
+      )) as [string, string, number, number][];
+      const due: { id: string; count: number; minIdle: number; retry: boolean }[] = [];
+      for (const [id, owner, idle, count] of pending) {
+        if (owner === this.consumer && this.inFlightIds.has(`${stream}\u0000${id}`)) continue;
+        const retry = owner === this.retryConsumer;
+        const wait = retry
+          ? backoffDelay(count, this.backoff, stableRandom(`${stream}/${id}/${count}`))
+          : this.claimIdleMs;
+        if (idle >= wait) due.push({ id, count, minIdle: wait, retry });
+        if (due.length >= free) break;
+      }
+      if (due.length === 0) continue;
+      const claimed = await this.claim(stream, due);
+      free -= claimed;
+    }
+  }
+
+  private async claim(
+    stream: string,
+    due: { id: string; count: number; minIdle: number; retry: boolean }[],
+  ): Promise<number> {
+    const pipeline = this.client.pipeline();
+    for (const d of due) pipeline.call('XCLAIM', stream, this.group, this.consumer, d.minIdle, d.id);
+    const results = (await pipeline.exec()) ?? [];
+    const found: Queued[] = [];
+    const vanished: string[] = [];
+    let reclaimed = 0;
+    results.forEach(([error, reply], i) => {
+      const d = due[i]!;
+      if (error) {
+        this.observer.error?.(error, 'claim');
+        return;
+      }
+      const entries = reply as RawEntry[];
+      const entry = entries[0];
+      if (!entry) {
+        // Either someone else claimed it first (it is no longer idle enough), or the entry was
+        // deleted/trimmed — Redis 7 then drops it from the pending list. Tell them apart later.
+        vanished.push(d.id);
+        return;
+      }
+      if (!entry[1]) {
+        vanished.push(d.id);
+        return;
+      }
+      if (!d.retry) reclaimed++;
+      const record = toRecord(entry[1]);
+      found.push({
+        stream,
+        entryId: entry[0],
+        fields: record,
+        deliveryCount: d.count + 1,
+        priority: priorityOf(record),
+      });
+    });
+    if (vanished.length > 0) await this.settleVanished(stream, vanished);
+    if (reclaimed > 0) {
+      this.logger.info({ stream, count: reclaimed }, 'reclaimed entries left by a dead or stalled consumer');
+      this.observer.reclaimed?.(this.group, stream, reclaimed);
+    }
+    this.enqueue(found);
+    return found.length;
+  }
+
+  /** Entries XCLAIM did not return: acknowledged and counted when they no longer exist. */
+  private async settleVanished(stream: string, ids: string[]): Promise<void> {
+    const pipeline = this.client.pipeline();
+    for (const id of ids) pipeline.xrange(stream, id, id);
+    const results = (await pipeline.exec()) ?? [];
+    const gone = ids.filter((_, i) => {
+      const [error, reply] = results[i]!;
+      return !error && (reply as unknown[]).length === 0;
+    });
+    if (gone.length === 0) return;
+    await this.client.xack(stream, this.group, ...gone);
+    this.logger.warn({ stream, count: gone.length }, 'pending entries were deleted or trimmed; acknowledged');
+    this.observer.vanished?.(this.group, stream, gone.length);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Handling
+
+  private enqueue(entries: Queued[]): void {
+    if (entries.length === 0) return;
+    this.queue.push(...entries);
+    // Most urgent first; within a priority, oldest first (entry ids start with their time).
+    this.queue.sort(
+      (a, b) => PRIORITY_RANK[b.priority] - PRIORITY_RANK[a.priority] || compareIds(a.entryId, b.entryId),
+    );
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0 && this.inFlightIds.size < this.concurrency && !this.stopping) {
+      const next = this.queue.shift()!;
+      void this.handle(next);
+    }
+  }
+
+  private async handle(entry: Queued): Promise<void> {
+    const key = `${entry.stream}\u0000${entry.entryId}`;
+    this.inFlightIds.add(key);
+    const controller = new AbortController();
+    this.inFlightControllers.add(controller);
+    const renewClaim = async () => {
+      await this.client.call('XCLAIM', entry.stream, this.group, this.consumer, 0, entry.entryId, 'JUSTID');
+    };
+    // Keeps the claim fresh while the handler runs, so a slow but alive consumer keeps it.
+    const renewal = setInterval(
+      () => renewClaim().catch(() => {}),
+      Math.max(50, Math.floor(this.claimIdleMs / 3)),
+    );
+    const message: ReceivedMessage = {
+      stream: entry.stream,
+      entryId: entry.entryId,
+      deliveryCount: entry.deliveryCount,
+      group: this.group,
+      consumer: this.consumer,
+      fields: entry.fields,
+      priority: entry.priority,
+      renewClaim,
+      signal: controller.signal,
+    };
+    const started = performance.now();
+    this.observer.received?.(message);
+    let disposition: Disposition;
+    try {
+      disposition =
+        entry.deliveryCount > this.maxDeliveries
+          ? {
+              kind: 'dead-letter',
+              error: new Error(`delivered ${entry.deliveryCount - 1} times without success`),
+              reason: 'max-deliveries',
+            }
+          : await this.process(message);
+    } catch (error) {
+      disposition = { kind: 'retry', error };
+    } finally {
+      clearInterval(renewal);
+    }
+    try {
+      if (this.stopping && controller.signal.aborted) {
+        // Cut short by shutdown: not a failure of the event. It stays pending for this consumer
+        // and another one reclaims it after claimIdleMs, without spending a retry.
+        this.logger.info({ stream: entry.stream, entry_id: entry.entryId }, 'left pending at shutdown');
+        return;
+      }
+      await this.settle(message, disposition, performance.now() - started);
+    } catch (error) {
+      // The entry stays pending for this consumer; once it is no longer in flight here, the
+      // scan treats it like any idle entry and it is delivered again.
+      this.logger.error(
+        { err: error, stream: entry.stream, entry_id: entry.entryId },
+        'settling an entry failed',
+      );
+      this.observer.error?.(error, 'settle');
+    } finally {
+      this.inFlightIds.delete(key);
+      this.inFlightControllers.delete(controller);
+      this.wakeUp?.();
+    }
+  }
+
+  private async settle(
+    message: ReceivedMessage,
+    disposition: Disposition,
+    durationMs: number,
+  ): Promise<void> {
+    if (disposition.kind === 'ack') {
+      this.queueAck(message.stream, message.entryId);
+      this.observer.acked?.(message, durationMs);
+      return;
+    }
+    if (disposition.kind === 'retry' && message.deliveryCount < this.maxDeliveries) {
+      // Parked on the retry pseudo-consumer with its idle time reset; the scan claims it again
+      // once backoff(deliveryCount) has passed. No in-memory sleep, nothing lost on a crash.
+      await this.client.call(
+        'XCLAIM',
+        message.stream,
+        this.group,
+        this.retryConsumer,
+        0,
+        message.entryId,
+        'JUSTID',
+      );
+      this.logger.warn(
+        {
+          err: disposition.error,
+          stream: message.stream,
+          entry_id: message.entryId,
+          delivery: message.deliveryCount,
+        },
+        'handler failed; will retry',
+      );
+      this.observer.retried?.(message, disposition.error);
+      return;
+    }
+    const reason = disposition.kind === 'dead-letter' ? disposition.reason : 'max-deliveries';
+    await this.deadLetter(message, disposition.error, reason);
+    this.observer.deadLettered?.(message, disposition.error, reason);
+  }
+
+  /** Writes the entry to `<prefix>:dlq:<group>` and acknowledges it, in one transaction. */
+  private async deadLetter(message: ReceivedMessage, error: unknown, reason: string): Promise<void> {
+    const fields = deadLetterFields(message, error, reason);
+    const dlq = deadLetterStreamKey(this.prefix, this.group);
+    const results = await this.client
+      .multi()
+      .xadd(dlq, '*', ...fields)
+      .xack(message.stream, this.group, message.entryId)
+      .exec();
+    const failed = results?.find(([e]) => e);
+    if (!results || failed) throw failed?.[0] ?? new Error('dead-letter transaction was discarded');
+    this.logger.error(
+      {
+        stream: message.stream,
+        entry_id: message.entryId,
+        reason,
+        attempts: message.deliveryCount,
+        err: error,
+      },
+      'entry moved to the dead-letter stream',
+    );
+  }
+
+  private queueAck(stream: string, id: string): void {
+    const ids = this.pendingAcks.get(stream);
+    if (ids) ids.push(id);
+    else this.pendingAcks.set(stream, [id]);
+    // Acks of entries finished in the same tick go out in one pipeline.
+    if (!this.ackFlush) {
+      this.ackFlush = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushAcks());
+    }
+  }
+
+  private async flushAcks(): Promise<void> {
+    this.ackFlush = undefined;
+    if (this.pendingAcks.size === 0) return;
+    const batch = [...this.pendingAcks];
+    this.pendingAcks.clear();
+    const pipeline = this.client.pipeline();
+    for (const [stream, ids] of batch) pipeline.xack(stream, this.group, ...ids);
+    try {
+      const results = await pipeline.exec();
+      const failed = results?.find(([e]) => e);
+      if (failed) throw failed[0];
+    } catch (error) {
+      // Not acknowledged: the entries stay pending and come back after claimIdleMs; the
+      // idempotency middleware keeps a second delivery from repeating side effects.
+      this.logger.warn({ err: error }, 'acknowledging entries failed; they will be delivered again');
+      this.observer.error?.(error, 'ack');
+    }
+  }
+
+  private waitForSlot(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      const previous = this.wakeUp;
+      this.wakeUp = done;
+      function done() {
+        clearTimeout(timer);
+        previous?.();
+        resolve();
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Groups and streams
+
+  private async ensureGroup(stream: string, start: string): Promise<void> {
+    try {
+      await this.client.xgroup('CREATE', stream, this.group, start, 'MKSTREAM');
+    } catch (error) {
+      if (!/BUSYGROUP/.test(describeCause(error))) throw error;
+    }
+    this.streams.add(stream);
+  }
+
+  private async recreateGroups(): Promise<void> {
+    for (const stream of this.streams) await this.ensureGroup(stream, '0');
+  }
+
+  /** Adds the streams of newly published types (e.g. a stage that appeared) that match. */
+  private async discover(start: string): Promise<void> {
+    this.lastDiscovery = Date.now();
+    const patterns = this.options.types.filter((t) => t.includes('*'));
+    if (patterns.length === 0) return;
+    const types = await this.client.smembers(streamRegistryKey(this.prefix));
+    for (const type of types) {
+      const key = streamKey(this.prefix, type);
+      if (!this.streams.has(key) && patterns.some((p) => matchesEventPattern(p, type))) {
+        await this.ensureGroup(key, start);
+        this.logger.debug({ stream: key }, 'discovered stream');
+      }
+    }
+  }
+
+  /** Removes consumers that left nothing pending and have been idle long (restarted processes). */
+  private async cleanupConsumers(): Promise<void> {
+    this.lastCleanup = Date.now();
+    for (const stream of this.streams) {
+      const consumers = (await this.client.xinfo('CONSUMERS', stream, this.group)) as unknown[][];
+      for (const raw of consumers) {
+        const info = toRecord(raw.map(String));
+        if (
+          info.name !== this.consumer &&
+          info.name !== this.retryConsumer &&
+          Number(info.pending) === 0 &&
+          Number(info.idle) >= this.cleanupIdleMs
+        ) {
+          await this.client.xgroup('DELCONSUMER', stream, this.group, info.name!);
+          this.logger.debug({ stream, removed: info.name }, 'removed idle consumer');
+        }
+      }
+    }
+  }
+}
+
+function compareIds(a: string, b: string): number {
+  const [am = '0', as = '0'] = a.split('-');
+  const [bm = '0', bs = '0'] = b.split('-');
+  return Number(am) - Number(bm) || Number(as) - Number(bs);
+}
+
+function validateOptions(options: SubscriptionOptions): void {
+  const positive = (name: string, value: number | undefined) => {
+    if (value !== undefined && !(Number.isInteger(value) && value > 0)) {
+      throw new RangeError(`subscription ${options.group}: ${name} must be a positive integer, got ${value}`);
+    }
+  };
+  if (!/^[A-Za-z0-9:_.-]+$/.test(options.group)) {
+    throw new RangeError(`subscription group "${options.group}" may hold only letters, digits and : _ . -`);
+  }
+  if (options.types.length === 0) throw new RangeError(`subscription ${options.group}: no event types given`);
+  positive('concurrency', options.concurrency);
+  positive('maxDeliveries', options.maxDeliveries);
+  positive('claimIdleMs', options.claimIdleMs);
+}
+
+/** Fields of a dead-letter entry: where it came from, why it failed, and the original entry. */
+export function deadLetterFields(message: ReceivedMessage, error: unknown, reason: string): string[] {
+  const original = message.fields;
+  // A replayed entry that fails again is recorded against its original stream and entry.
+  const sourceStream = original.replay_of_stream ?? message.stream;
+  const entryId = original.replay_of_entry ?? message.entryId;
+  const stack = error instanceof Error && error.stack ? error.stack.slice(0, 4000) : '';
+  const payload: Record<string, string> = {};
+  for (const [k, v] of Object.entries(original)) if (!k.startsWith('replay_of_')) payload[k] = v;
+  return [
+    'source_stream',
+    sourceStream,
+    'entry_id',
+    entryId,
+    'event_id',
+    original.id ?? '',
+    'type',
+    original.type ?? '',
+    'group',
+    message.group,
+    'consumer',
+    message.consumer,
+    'attempts',
+    String(message.deliveryCount),
+    'reason',
+    reason,
+    'error',
+    describeCause(error).slice(0, 2000),
+    'stack',
+    stack,
+    'correlation_id',
+    original.correlation_id ?? '',
+    'deployment_id',
+    original.deployment_id ?? '',
+    'failed_at',
+    new Date().toISOString(),
+    'payload',
+    JSON.stringify(payload),
+  ];
+}

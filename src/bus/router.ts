@@ -1,0 +1,167 @@
+import { describeCause, UnrecoverableError } from '../errors/index.js';
+import { decodeEntry, isDecodeError } from '../events/codec.js';
+import { type Logger, silentLogger } from '../runtime/logging.js';
+import { runInEventContext } from './context.js';
+import type {
+  Disposition,
+  Handler,
+  HandlerContext,
+  Middleware,
+  OutgoingEvent,
+  Publisher,
+  ReceivedMessage,
+  Subscriber,
+  Subscription,
+  SubscriptionObserver,
+  SubscriptionOptions,
+} from './types.js';
+
+/** A handler and how it consumes. */
+export interface HandlerRegistration extends SubscriptionOptions {
+  /** Name for logs and metrics, e.g. `validator`. */
+  name: string;
+  handler: Handler;
+  /** Middleware of this handler only, inside the router's (outermost first). */
+  middleware?: readonly Middleware[];
+  /** How many subscriptions (each with `concurrency` slots and its own consumer name) to run. @defaultValue 1 */
+  instances?: number;
+}
+
+/** Options of {@link Router}. */
+export interface RouterOptions {
+  subscriber: Subscriber;
+  /** Publisher handed to handlers (wrapped to carry correlation and causation). */
+  publisher: Publisher;
+  logger?: Logger;
+  /** Middleware of every handler, outermost first. */
+  middleware?: readonly Middleware[];
+  /** Observer of every subscription (metrics). */
+  observer?: SubscriptionObserver;
+  /** How long `close()` waits for handlers in flight. @defaultValue 10000 */
+  shutdownGraceMs?: number;
+}
+
+/**
+ * Runs handlers on consumer groups, Watermill-style: each registration is a subscription; every
+ * message is decoded, passed through the middleware chain, and the outcome decides its fate.
+ * Only the router decides ack or retry: a handler that returns is acknowledged, one that throws
+ * is retried with backoff, one that throws {@link UnrecoverableError} — or whose entry cannot be
+ * decoded — is dead-lettered at once.
+ */
+export class Router {
+  private readonly registrations: HandlerRegistration[] = [];
+  private readonly subscriptions: Subscription[] = [];
+  private readonly logger: Logger;
+  private started = false;
+
+  constructor(private readonly options: RouterOptions) {
+    this.logger = options.logger ?? silentLogger();
+  }
+
+  addHandler(registration: HandlerRegistration): this {
+    if (this.started) throw new Error('Router: handlers must be added before start()');
+    if (this.registrations.some((r) => r.name === registration.name)) {
+      throw new Error(`Router: a handler named "${registration.name}" is already registered`);
+    }
+    this.registrations.push(registration);
+    return this;
+  }
+
+  /** Subscribes every handler. Resolves once all consumer groups exist and reading has begun. */
+  async start(): Promise<void> {
+    this.started = true;
+    for (const registration of this.registrations) {
+      const process = this.processFor(registration);
+      for (let slot = 0; slot < (registration.instances ?? 1); slot++) {
+        const subscription = await this.options.subscriber.subscribe(
+          { ...registration, slot: (registration.slot ?? 0) + slot },
+          process,
+          this.options.observer,
+        );
+        this.subscriptions.push(subscription);
+        this.logger.info(
+          {
+            handler: registration.name,
+            group: registration.group,
+            consumer: subscription.consumer,
+            types: registration.types,
+          },
+          'handler subscribed',
+        );
+      }
+    }
+  }
+
+  /** The subscriptions started, for status reports. */
+  get running(): readonly Subscription[] {
+    return this.subscriptions;
+  }
+
+  /** Stops reading and waits for handlers in flight (see {@link Subscription.close}). */
+  async close(graceMs = this.options.shutdownGraceMs ?? 10_000): Promise<void> {
+    await Promise.all(this.subscriptions.map((s) => s.close(graceMs)));
+  }
+
+  private processFor(registration: HandlerRegistration): (message: ReceivedMessage) => Promise<Disposition> {
+    const chain = [...(this.options.middleware ?? []), ...(registration.middleware ?? [])];
+    const handler = chain.reduceRight<Handler>((next, middleware) => middleware(next), registration.handler);
+    const base = this.options.publisher;
+    return async (message) => {
+      let event: ReturnType<typeof decodeEntry>;
+      try {
+        event = decodeEntry(message.fields);
+      } catch (error) {
+        return { kind: 'dead-letter', error, reason: 'decode' };
+      }
+      const cause = { correlationId: event.correlationId, causationId: event.id };
+      const publisher: Publisher = {
+        publish: (e) => base.publish(withCause(e, cause)),
+        publishBatch: (events) => base.publishBatch(events.map((e) => withCause(e, cause))),
+        close: async () => {},
+      };
+      const context: HandlerContext = {
+        delivery: {
+          stream: message.stream,
+          entryId: message.entryId,
+          deliveryCount: message.deliveryCount,
+          group: message.group,
+          consumer: message.consumer,
+        },
+        logger: this.logger.child({
+          handler: registration.name,
+          event_id: event.id,
+          type: event.type,
+          correlation_id: event.correlationId,
+          deployment_id: event.deploymentId || undefined,
+        }),
+        publisher,
+        signal: message.signal,
+        renewClaim: message.renewClaim,
+      };
+      try {
+        await runInEventContext(
+          { correlationId: event.correlationId, eventId: event.id, deploymentId: event.deploymentId },
+          () => handler(event, context),
+        );
+        return { kind: 'ack' };
+      } catch (error) {
+        if (error instanceof UnrecoverableError)
+          return { kind: 'dead-letter', error, reason: 'unrecoverable' };
+        if (isDecodeError(error)) return { kind: 'dead-letter', error, reason: 'decode' };
+        context.logger.debug({ err: describeCause(error) }, 'handler failed');
+        return { kind: 'retry', error };
+      }
+    };
+  }
+}
+
+function withCause<T extends string>(
+  event: OutgoingEvent<T>,
+  cause: { correlationId: string; causationId: string },
+): OutgoingEvent<T> {
+  return {
+    ...event,
+    correlationId: event.correlationId ?? cause.correlationId,
+    causationId: event.causationId ?? cause.causationId,
+  };
+}
