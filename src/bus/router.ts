@@ -114,11 +114,10 @@ export class Router {
         return { kind: 'dead-letter', error, reason: 'decode' };
       }
       const cause = { correlationId: event.correlationId, causationId: event.id };
-      const publisher: Publisher = {
-        publish: (e) => base.publish(withCause(e, cause)),
-        publishBatch: (events) => base.publishBatch(events.map((e) => withCause(e, cause))),
-        close: async () => {},
-      };
+      const logger = this.logger;
+      // Built on first use: most handlers never touch them, and a pino child per message is not free.
+      let childLogger: Logger | undefined;
+      let publisher: Publisher | undefined;
       const context: HandlerContext = {
         delivery: {
           stream: message.stream,
@@ -127,14 +126,24 @@ export class Router {
           group: message.group,
           consumer: message.consumer,
         },
-        logger: this.logger.child({
-          handler: registration.name,
-          event_id: event.id,
-          type: event.type,
-          correlation_id: event.correlationId,
-          deployment_id: event.deploymentId || undefined,
-        }),
-        publisher,
+        get logger() {
+          childLogger ??= logger.child({
+            handler: registration.name,
+            event_id: event.id,
+            type: event.type,
+            correlation_id: event.correlationId,
+            deployment_id: event.deploymentId || undefined,
+          });
+          return childLogger;
+        },
+        get publisher() {
+          publisher ??= {
+            publish: (e) => base.publish(withCause(e, cause)),
+            publishBatch: (events) => base.publishBatch(events.map((e) => withCause(e, cause))),
+            close: async () => {},
+          };
+          return publisher;
+        },
         signal: message.signal,
         renewClaim: message.renewClaim,
       };

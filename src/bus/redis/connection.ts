@@ -17,6 +17,12 @@ export interface RedisConnectionSettings {
   connectionName?: string;
   /** @defaultValue 3000 */
   connectTimeoutMs?: number;
+  /**
+   * Send the commands of one event-loop tick as one pipeline. Only for connections that carry
+   * many small independent commands (idempotency markers); never for blocking reads.
+   * @defaultValue false
+   */
+  autoPipelining?: boolean;
 }
 
 function nodeOptions(url: string): RedisOptions & { host: string; port: number } {
@@ -42,23 +48,31 @@ export function createRedisClient(settings: RedisConnectionSettings): RedisClien
     connectionName: settings.connectionName,
     connectTimeout: settings.connectTimeoutMs ?? 3000,
     maxRetriesPerRequest: 1,
-    enableAutoPipelining: false,
+    enableAutoPipelining: settings.autoPipelining ?? false,
     retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
   };
-  if (settings.cluster) {
-    const seeds = settings.url.split(',').map((u) => nodeOptions(u.trim()));
-    const first = seeds[0]!;
-    return new Cluster(
-      seeds.map((s) => ({ host: s.host, port: s.port })),
-      {
-        redisOptions: { ...common, username: first.username, password: first.password, tls: first.tls },
-        enableOfflineQueue: true,
-        scaleReads: 'master',
-        clusterRetryStrategy: (times) => Math.min(100 * 2 ** times, 2000),
-      },
-    );
-  }
-  return new Redis({ ...nodeOptions(settings.url), ...common });
+  const client = settings.cluster
+    ? createCluster(settings, common)
+    : new Redis({ ...nodeOptions(settings.url), ...common });
+  // Connection errors surface as failed commands (and are retried there); without a listener
+  // ioredis would also print each one as an "unhandled error event".
+  client.on('error', () => {});
+  return client;
+}
+
+function createCluster(settings: RedisConnectionSettings, common: RedisOptions): Cluster {
+  const seeds = settings.url.split(',').map((u) => nodeOptions(u.trim()));
+  const first = seeds[0]!;
+  return new Cluster(
+    seeds.map((s) => ({ host: s.host, port: s.port })),
+    {
+      redisOptions: { ...common, username: first.username, password: first.password, tls: first.tls },
+      enableOfflineQueue: true,
+      enableAutoPipelining: common.enableAutoPipelining,
+      scaleReads: 'master',
+      clusterRetryStrategy: (times) => Math.min(100 * 2 ** times, 2000),
+    },
+  );
 }
 
 /** The URL with credentials removed, for logs and start-up banners. */

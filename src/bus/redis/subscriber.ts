@@ -124,10 +124,14 @@ class RedisSubscription implements Subscription {
   private readonly scanIntervalMs: number;
   private readonly discoveryIntervalMs: number;
   private readonly cleanupIdleMs: number;
+  private readonly readThreshold: number;
   private readonly streams = new Set<string>();
   private readonly queue: Queued[] = [];
-  private readonly inFlightIds = new Set<string>();
-  private readonly inFlightControllers = new Set<AbortController>();
+  /** Entries being handled, by `<stream>\0<entry id>`, with when their claim was last renewed. */
+  private readonly inFlightIds = new Map<string, { stream: string; entryId: string; renewedAt: number }>();
+  /** Aborted when shutdown passes its grace period; every handler's signal. */
+  private readonly shutdown = new AbortController();
+  private renewalTimer: NodeJS.Timeout | undefined;
   private readonly pendingAcks = new Map<string, string[]>();
   private blocking!: Redis;
   private loopDone: Promise<void> = Promise.resolve();
@@ -136,7 +140,7 @@ class RedisSubscription implements Subscription {
   private lastScan = 0;
   private lastDiscovery = 0;
   private lastCleanup = Date.now();
-  private wakeUp: (() => void) | undefined;
+  private readonly waiters = new Set<() => void>();
 
   constructor(
     settings: RedisSubscriberOptions,
@@ -160,6 +164,7 @@ class RedisSubscription implements Subscription {
     this.scanIntervalMs = settings.scanIntervalMs ?? 500;
     this.discoveryIntervalMs = settings.discoveryIntervalMs ?? 1000;
     this.cleanupIdleMs = settings.consumerCleanupIdleMs ?? 3_600_000;
+    this.readThreshold = Math.max(1, Math.ceil(this.concurrency / 4));
     this.logger = (settings.logger ?? silentLogger()).child({ group: this.group, consumer: this.consumer });
   }
 
@@ -181,20 +186,44 @@ class RedisSubscription implements Subscription {
     await this.discover(initial);
     await this.drainOwnPending();
     this.loopDone = this.loop();
+    const renewEvery = Math.max(50, Math.floor(this.claimIdleMs / 3));
+    this.renewalTimer = setInterval(() => void this.renewClaims(renewEvery), renewEvery);
+    this.renewalTimer.unref();
+  }
+
+  /**
+   * Keeps the claims of slow but alive handlers fresh (XCLAIM … JUSTID resets the idle time
+   * without counting a delivery), so no other consumer takes their entries. One timer for all.
+   */
+  private async renewClaims(olderThanMs: number): Promise<void> {
+    const now = Date.now();
+    const byStream = new Map<string, string[]>();
+    for (const entry of this.inFlightIds.values()) {
+      if (now - entry.renewedAt < olderThanMs) continue;
+      entry.renewedAt = now;
+      const ids = byStream.get(entry.stream);
+      if (ids) ids.push(entry.entryId);
+      else byStream.set(entry.stream, [entry.entryId]);
+    }
+    if (byStream.size === 0) return;
+    const pipeline = this.client.pipeline();
+    for (const [stream, ids] of byStream)
+      pipeline.call('XCLAIM', stream, this.group, this.consumer, 0, ...ids, 'JUSTID');
+    await pipeline.exec().catch((error) => this.observer.error?.(error, 'renew'));
   }
 
   async close(graceMs = 10_000): Promise<void> {
     if (this.stopping) return this.loopDone;
     this.stopping = true;
-    this.wakeUp?.();
+    this.wakeUp();
     // Interrupts the blocking read at once; the loop sees `stopping` and ends.
     this.blocking.disconnect();
     await this.loopDone.catch(() => {});
     const deadline = Date.now() + graceMs;
     while (this.inFlightIds.size > 0 && Date.now() < deadline) await sleep(20);
-    for (const controller of this.inFlightControllers)
-      controller.abort(new Error('consumer is shutting down'));
+    this.shutdown.abort(new Error('consumer is shutting down'));
     while (this.inFlightIds.size > 0 && Date.now() < deadline + 1000) await sleep(20);
+    clearInterval(this.renewalTimer);
     await this.flushAcks();
     this.onClosed();
     this.logger.debug({ left_pending: this.inFlightIds.size + this.queue.length }, 'subscription closed');
@@ -213,8 +242,12 @@ class RedisSubscription implements Subscription {
         if (now - this.lastCleanup >= Math.min(this.cleanupIdleMs, 60_000)) await this.cleanupConsumers();
         this.dispatch();
         const free = this.concurrency - this.inFlightIds.size - this.queue.length;
-        if (free <= 0) {
+        // Read in batches: while busy, wait until a quarter of the slots are free rather than
+        // reading one entry per round trip as single slots free up.
+        if (free <= 0 || (this.inFlightIds.size > 0 && free < this.readThreshold)) {
           await this.waitForSlot(this.scanIntervalMs);
+          // Handlers finishing in the same tick free their slots together.
+          await new Promise((resolve) => setImmediate(resolve));
           continue;
         }
         const entries = await this.readNew(free);
@@ -443,17 +476,12 @@ class RedisSubscription implements Subscription {
 
   private async handle(entry: Queued): Promise<void> {
     const key = `${entry.stream}\u0000${entry.entryId}`;
-    this.inFlightIds.add(key);
-    const controller = new AbortController();
-    this.inFlightControllers.add(controller);
+    this.inFlightIds.set(key, { stream: entry.stream, entryId: entry.entryId, renewedAt: Date.now() });
     const renewClaim = async () => {
       await this.client.call('XCLAIM', entry.stream, this.group, this.consumer, 0, entry.entryId, 'JUSTID');
+      const inFlight = this.inFlightIds.get(key);
+      if (inFlight) inFlight.renewedAt = Date.now();
     };
-    // Keeps the claim fresh while the handler runs, so a slow but alive consumer keeps it.
-    const renewal = setInterval(
-      () => renewClaim().catch(() => {}),
-      Math.max(50, Math.floor(this.claimIdleMs / 3)),
-    );
     const message: ReceivedMessage = {
       stream: entry.stream,
       entryId: entry.entryId,
@@ -463,7 +491,7 @@ class RedisSubscription implements Subscription {
       fields: entry.fields,
       priority: entry.priority,
       renewClaim,
-      signal: controller.signal,
+      signal: this.shutdown.signal,
     };
     const started = performance.now();
     this.observer.received?.(message);
@@ -479,11 +507,9 @@ class RedisSubscription implements Subscription {
           : await this.process(message);
     } catch (error) {
       disposition = { kind: 'retry', error };
-    } finally {
-      clearInterval(renewal);
     }
     try {
-      if (this.stopping && controller.signal.aborted) {
+      if (this.shutdown.signal.aborted) {
         // Cut short by shutdown: not a failure of the event. It stays pending for this consumer
         // and another one reclaims it after claimIdleMs, without spending a retry.
         this.logger.info({ stream: entry.stream, entry_id: entry.entryId }, 'left pending at shutdown');
@@ -500,8 +526,7 @@ class RedisSubscription implements Subscription {
       this.observer.error?.(error, 'settle');
     } finally {
       this.inFlightIds.delete(key);
-      this.inFlightControllers.delete(controller);
-      this.wakeUp?.();
+      this.wakeUp();
     }
   }
 
@@ -596,17 +621,22 @@ class RedisSubscription implements Subscription {
     }
   }
 
+  /** Resolves when a handler finishes (a slot frees up) or after `timeoutMs`. */
   private waitForSlot(timeoutMs: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, timeoutMs);
-      const previous = this.wakeUp;
-      this.wakeUp = done;
-      function done() {
+      const timer = setTimeout(wake, timeoutMs);
+      const waiters = this.waiters;
+      waiters.add(wake);
+      function wake() {
         clearTimeout(timer);
-        previous?.();
+        waiters.delete(wake);
         resolve();
       }
     });
+  }
+
+  private wakeUp(): void {
+    for (const wake of [...this.waiters]) wake();
   }
 
   // ---------------------------------------------------------------------------------------------
