@@ -1,0 +1,48 @@
+import type { ColumnType, Generated } from 'kysely';
+
+/**
+ * A point in time as stored: milliseconds since the Unix epoch (UTC), in a `bigint` column.
+ * Chosen over ISO text because it compares and sorts as a number on both dialects and round-trips
+ * a JavaScript `Date` exactly.
+ */
+export type EpochMs = number;
+
+/** What a dead-letter record is now. */
+export type FailedEventStatus = 'dead' | 'replayed' | 'purged';
+
+/** The `failed_events` table: one row per (group, source stream, entry) that was dead-lettered. */
+export interface FailedEventsTable {
+  /** Short stable id derived from group, source stream and entry id (see `failedEventId`). */
+  id: ColumnType<string, string, never>;
+  /** Id of the entry on the dead-letter stream `<prefix>:dlq:<group>` that reported the latest failure. */
+  dlq_entry_id: string;
+  source_stream: ColumnType<string, string, never>;
+  entry_id: ColumnType<string, string, never>;
+  /** Event id (`id` field of the entry); empty when the entry carried none. */
+  event_id: string;
+  /** Event type (`type` field of the entry); empty when the entry carried none. */
+  event_type: string;
+  group_name: ColumnType<string, string, never>;
+  consumer: string;
+  attempts: number;
+  error: string;
+  stack: string;
+  /** The original entry fields as a JSON object of strings. */
+  payload: string;
+  correlation_id: string;
+  deployment_id: string;
+  first_failed_at: EpochMs;
+  last_failed_at: EpochMs;
+  status: FailedEventStatus;
+  replayed_at: EpochMs | null;
+  replay_count: Generated<number>;
+  created_at: ColumnType<EpochMs, EpochMs, never>;
+}
+
+/**
+ * Every table the store holds, as Kysely sees it. A folder that registers migrations in
+ * `src/store/migrations/index.ts` adds its table types here too, so `store.db` knows them.
+ */
+export interface Database {
+  failed_events: FailedEventsTable;
+}
