@@ -2,8 +2,18 @@ import { BackendUnavailableError } from '../errors/index.js';
 import type { Settings } from '../runtime/config.js';
 import type { Logger } from '../runtime/logging.js';
 import { createRedisClient, describeRedis, type RedisClient } from './redis/connection.js';
+import { RedisIdempotencyStore } from './redis/idempotency.js';
+import { RedisInspector } from './redis/inspector.js';
 import { RedisPublisher } from './redis/publisher.js';
-import type { Publisher } from './types.js';
+import { RedisSubscriber, replayStreamKey } from './redis/subscriber.js';
+import type {
+  BusInspector,
+  IdempotencyStore,
+  Publisher,
+  Subscriber,
+  TrimOptions,
+  TrimResult,
+} from './types.js';
 
 /** An open connection to the event bus chosen by the settings. */
 export interface EventBus {
@@ -13,15 +23,39 @@ export interface EventBus {
   description: string;
   prefix: string;
   publisher: Publisher;
+  subscriber: Subscriber;
+  idempotency: IdempotencyStore;
+  inspector: BusInspector;
+  /** Trims a type's stream without dropping entries a group has not acknowledged. */
+  trim(type: string, options: TrimOptions): Promise<TrimResult>;
+  /**
+   * Delivers a dead-lettered entry again to one group only (its replay stream), as a new entry
+   * whose deliveries start from one. Returns the new entry id.
+   */
+  replay(
+    group: string,
+    fields: Record<string, string>,
+    original: { stream: string; entryId: string },
+  ): Promise<string>;
   /** The Redis command connection, when the backend is Redis (for inspection commands). */
   redis?: RedisClient;
   close(): Promise<void>;
+}
+
+/** Tunables of the consumer side; tests shorten them. */
+export interface SubscriberTuning {
+  blockMs?: number;
+  scanIntervalMs?: number;
+  discoveryIntervalMs?: number;
+  watchdogGraceMs?: number;
 }
 
 export interface OpenBusOptions {
   logger: Logger;
   /** `source` of published events, e.g. `materi/cli`. */
   source: string;
+  subscriber?: SubscriberTuning;
+  heartbeatIntervalMs?: number;
 }
 
 /**
@@ -42,21 +76,51 @@ export async function openEventBus(settings: Settings, options: OpenBusOptions):
       cause,
     });
   }
+  // Idempotency markers are many tiny commands: their own auto-pipelined connection.
+  const markers = createRedisClient({
+    ...connection,
+    autoPipelining: true,
+    connectionName: `materi:${options.source}:markers`,
+  });
+  const prefix = settings.streamPrefix;
   const publisher = new RedisPublisher({
     client: redis,
-    prefix: settings.streamPrefix,
+    prefix,
     source: options.source,
     logger: options.logger,
+  });
+  const subscriber = new RedisSubscriber({
+    client: redis,
+    prefix,
+    logger: options.logger,
+    ...options.subscriber,
   });
   return {
     kind: 'redis',
     description,
-    prefix: settings.streamPrefix,
+    prefix,
     publisher,
+    subscriber,
+    idempotency: new RedisIdempotencyStore({ client: markers, prefix }),
+    inspector: new RedisInspector({
+      client: redis,
+      prefix,
+      heartbeatIntervalMs: options.heartbeatIntervalMs,
+    }),
+    trim: (type, trimOptions) => publisher.trim(type, trimOptions),
+    async replay(group, fields, original) {
+      const entry = { ...fields, replay_of_stream: original.stream, replay_of_entry: original.entryId };
+      return (await redis.xadd(
+        replayStreamKey(prefix, group),
+        '*',
+        ...Object.entries(entry).flat(),
+      )) as string;
+    },
     redis,
     async close() {
+      await subscriber.close(0);
       await publisher.close();
-      await redis.quit().catch(() => redis.disconnect());
+      await Promise.all([redis, markers].map((c) => c.quit().catch(() => c.disconnect())));
     },
   };
 }

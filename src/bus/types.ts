@@ -172,6 +172,12 @@ export interface SubscriptionOptions {
   startFrom?: 'beginning' | 'latest';
   /** Consumer name suffix (the slot). @defaultValue 0 */
   slot?: number;
+  /**
+   * What `types` name: event types (`events`), or consumer groups whose dead-letter streams to
+   * read (`dead-letters`, used by the dead-letter recorder; patterns match group names).
+   * @defaultValue `events`
+   */
+  source?: 'events' | 'dead-letters';
 }
 
 /** Observes what a subscription does, for metrics and tests. Every callback is optional. */
@@ -235,4 +241,61 @@ export interface IdempotencyStore {
   complete(group: string, eventId: string): Promise<void>;
   /** Gives the lease back after a failure, so a retry may take it. */
   release(group: string, eventId: string): Promise<void>;
+}
+
+/** A consumer of a group as the backend sees it, joined with its process' heartbeat. */
+export interface ConsumerStatus {
+  /** `<group>:<host>:<pid>:<slot>`, or `<group>@retry` for entries waiting for a retry. */
+  name: string;
+  /** Entries delivered to it and not yet acknowledged. */
+  pending: number;
+  /** Milliseconds since it last read or claimed. */
+  idleMs: number;
+  host?: string;
+  pid?: number;
+  /** Last heartbeat of its process. */
+  lastHeartbeat?: Date;
+  /** `alive`: its process sends heartbeats; `dead`: it stopped (its entries will be reclaimed); `retry`: the retry parking slot. */
+  state: 'alive' | 'dead' | 'retry';
+}
+
+/** One stream read by a group. */
+export interface StreamGroupStatus {
+  stream: string;
+  /** Entries not yet delivered to the group (null when the backend cannot tell). */
+  lag: number | null;
+  pending: number;
+  /** Age of the oldest unacknowledged entry, from its publication time. */
+  oldestPendingAgeMs: number | null;
+}
+
+/** The state of one consumer group across all the streams it reads. */
+export interface GroupStatus {
+  group: string;
+  streams: StreamGroupStatus[];
+  lag: number;
+  pending: number;
+  oldestPendingAgeMs: number | null;
+  consumers: ConsumerStatus[];
+  /** Entries in the group's dead-letter stream. */
+  deadLettered: number;
+}
+
+/** A process that consumes, as its heartbeat describes it. */
+export interface ProcessHeartbeat {
+  host: string;
+  pid: number;
+  /** What runs in it: `up`, `worker validator`, … */
+  role: string;
+  groups: string[];
+  startedAt: Date;
+  beatAt: Date;
+}
+
+/** Reads the state of consumer groups and worker processes from a backend. */
+export interface BusInspector {
+  groups(): Promise<GroupStatus[]>;
+  heartbeats(): Promise<ProcessHeartbeat[]>;
+  /** Records that this process is alive (called periodically) — or, with `stopped`, that it left. */
+  beat(heartbeat: ProcessHeartbeat, stopped?: boolean): Promise<void>;
 }

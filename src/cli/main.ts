@@ -1,7 +1,9 @@
 import { Command, CommanderError } from 'commander';
 import { MateriError } from '../errors/index.js';
+import { registerDlqCommands } from './dlq.js';
 import { registerEventsCommands } from './events.js';
 import { registerUpCommand } from './up.js';
+import { registerWorkersCommand } from './workers.js';
 
 const program = new Command('materi')
   .description('Materi Deploy: event-driven deployment coordinator (Redis Streams, Printery workers, Shield)')
@@ -12,6 +14,8 @@ const program = new Command('materi')
 
 registerUpCommand(program);
 registerEventsCommands(program);
+registerDlqCommands(program);
+registerWorkersCommand(program);
 
 /** Turns any failure into a one-line message and the documented exit code. */
 function fail(error: unknown): never {

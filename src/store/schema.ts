@@ -43,6 +43,17 @@ export interface FailedEventsTable {
  * Every table the store holds, as Kysely sees it. A folder that registers migrations in
  * `src/store/migrations/index.ts` adds its table types here too, so `store.db` knows them.
  */
+/** The `bus_alerts` table: whether each bus alert is firing for each group (see src/dlq/alerts.ts). */
+export interface BusAlertsTable {
+  alert: string;
+  group_name: string;
+  /** 1 while firing, 0 otherwise (an integer on both dialects). */
+  firing: number;
+  value: number;
+  changed_at: EpochMs;
+}
+
 export interface Database {
+  bus_alerts: BusAlertsTable;
   failed_events: FailedEventsTable;
 }

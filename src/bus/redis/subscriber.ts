@@ -4,6 +4,7 @@ import { describeCause } from '../../errors/index.js';
 import { matchesEventPattern, PRIORITY_RANK, type PriorityName } from '../../events/catalog.js';
 import {
   DEFAULT_STREAM_PREFIX,
+  deadLetterRegistryKey,
   deadLetterStreamKey,
   streamKey,
   streamRegistryKey,
@@ -181,7 +182,7 @@ class RedisSubscription implements Subscription {
     const initial = this.options.startFrom === 'latest' ? '$' : '0';
     await this.ensureGroup(replayStreamKey(this.prefix, this.group), '0');
     for (const type of this.options.types) {
-      if (!type.includes('*')) await this.ensureGroup(streamKey(this.prefix, type), initial);
+      if (!type.includes('*')) await this.ensureGroup(this.keyOf(type), initial);
     }
     await this.discover(initial);
     await this.drainOwnPending();
@@ -577,6 +578,7 @@ class RedisSubscription implements Subscription {
       .multi()
       .xadd(dlq, '*', ...fields)
       .xack(message.stream, this.group, message.entryId)
+      .sadd(deadLetterRegistryKey(this.prefix), this.group)
       .exec();
     const failed = results?.find(([e]) => e);
     if (!results || failed) throw failed?.[0] ?? new Error('dead-letter transaction was discarded');
@@ -651,6 +653,13 @@ class RedisSubscription implements Subscription {
     this.streams.add(stream);
   }
 
+  /** Stream key of a subscribed name: an event type, or a group for dead-letter subscriptions. */
+  private keyOf(name: string): string {
+    return this.options.source === 'dead-letters'
+      ? deadLetterStreamKey(this.prefix, name)
+      : streamKey(this.prefix, name);
+  }
+
   private async recreateGroups(): Promise<void> {
     for (const stream of this.streams) await this.ensureGroup(stream, '0');
   }
@@ -660,9 +669,11 @@ class RedisSubscription implements Subscription {
     this.lastDiscovery = Date.now();
     const patterns = this.options.types.filter((t) => t.includes('*'));
     if (patterns.length === 0) return;
-    const types = await this.client.smembers(streamRegistryKey(this.prefix));
+    const deadLetters = this.options.source === 'dead-letters';
+    const registry = deadLetters ? deadLetterRegistryKey(this.prefix) : streamRegistryKey(this.prefix);
+    const types = await this.client.smembers(registry);
     for (const type of types) {
-      const key = streamKey(this.prefix, type);
+      const key = this.keyOf(type);
       if (!this.streams.has(key) && patterns.some((p) => matchesEventPattern(p, type))) {
         await this.ensureGroup(key, start);
         this.logger.debug({ stream: key }, 'discovered stream');

@@ -14,7 +14,9 @@
  *
  * @module
  */
+
+import { createBusAlerts } from '../../dlq/migrations.js';
 import type { StoreMigration } from '../migrate.js';
 import { createFailedEvents } from './202611291935_store_failed_events.js';
 
-export const MIGRATIONS: readonly StoreMigration[] = [createFailedEvents];
+export const MIGRATIONS: readonly StoreMigration[] = [createFailedEvents, createBusAlerts];

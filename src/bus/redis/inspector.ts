@@ -1,0 +1,166 @@
+import { deadLetterStreamKey, streamKey, streamRegistryKey } from '../../events/streams.js';
+import type {
+  BusInspector,
+  ConsumerStatus,
+  GroupStatus,
+  ProcessHeartbeat,
+  StreamGroupStatus,
+} from '../types.js';
+import { type RedisClient, streamIdTime } from './connection.js';
+import { replayStreamKey, retryConsumerName } from './subscriber.js';
+
+/** A heartbeat older than this many intervals means the process is gone. */
+const MISSED_BEATS = 3;
+
+export interface RedisInspectorOptions {
+  client: RedisClient;
+  prefix: string;
+  /** How often processes beat, in ms; a consumer is dead after 3 missed beats. @defaultValue 5000 */
+  heartbeatIntervalMs?: number;
+}
+
+function record(raw: unknown[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) out[String(raw[i])] = String(raw[i + 1]);
+  return out;
+}
+
+/**
+ * Consumer group state from XINFO / XPENDING, and process heartbeats in the hash
+ * `<prefix>:heartbeats` (field `<host>:<pid>`, value JSON).
+ */
+export class RedisInspector implements BusInspector {
+  private readonly interval: number;
+
+  constructor(private readonly options: RedisInspectorOptions) {
+    this.interval = options.heartbeatIntervalMs ?? 5000;
+  }
+
+  private get heartbeatKey(): string {
+    return `${this.options.prefix}:heartbeats`;
+  }
+
+  async beat(heartbeat: ProcessHeartbeat, stopped = false): Promise<void> {
+    const field = `${heartbeat.host}:${heartbeat.pid}`;
+    if (stopped) {
+      await this.options.client.hdel(this.heartbeatKey, field);
+      return;
+    }
+    await this.options.client.hset(this.heartbeatKey, field, JSON.stringify(heartbeat));
+  }
+
+  async heartbeats(): Promise<ProcessHeartbeat[]> {
+    const all = await this.options.client.hgetall(this.heartbeatKey);
+    const out: ProcessHeartbeat[] = [];
+    for (const [field, json] of Object.entries(all)) {
+      try {
+        const parsed = JSON.parse(json) as ProcessHeartbeat;
+        const beatAt = new Date(parsed.beatAt);
+        // Forget processes silent for a day; younger silent ones show as dead.
+        if (Date.now() - beatAt.getTime() > 86_400_000) {
+          await this.options.client.hdel(this.heartbeatKey, field);
+          continue;
+        }
+        out.push({ ...parsed, beatAt, startedAt: new Date(parsed.startedAt) });
+      } catch {
+        await this.options.client.hdel(this.heartbeatKey, field);
+      }
+    }
+    return out.sort((a, b) => a.host.localeCompare(b.host) || a.pid - b.pid);
+  }
+
+  async groups(): Promise<GroupStatus[]> {
+    const { client, prefix } = this.options;
+    const types = await client.smembers(streamRegistryKey(prefix));
+    const streams = types.map((t) => streamKey(prefix, t));
+    const beats = await this.heartbeats();
+    const alive = new Map(beats.map((b) => [`${b.host}:${b.pid}`, b]));
+    const now = Date.now();
+    const groups = new Map<string, GroupStatus>();
+    const consumers = new Map<string, Map<string, ConsumerStatus>>();
+
+    const visit = async (stream: string) => {
+      let infos: unknown[][];
+      try {
+        infos = (await client.xinfo('GROUPS', stream)) as unknown[][];
+      } catch {
+        return;
+      }
+      for (const raw of infos) {
+        const info = record(raw);
+        const name = info.name!;
+        const pending = Number(info.pending);
+        let oldest: number | null = null;
+        if (pending > 0) {
+          const summary = (await client.xpending(stream, name)) as [number, string | null];
+          if (summary[1]) oldest = now - streamIdTime(summary[1]);
+        }
+        const lag =
+          info.lag === undefined || info.lag === '' || info.lag === 'null' ? null : Number(info.lag);
+        const status: StreamGroupStatus = { stream, lag, pending, oldestPendingAgeMs: oldest };
+        let group = groups.get(name);
+        if (!group) {
+          group = {
+            group: name,
+            streams: [],
+            lag: 0,
+            pending: 0,
+            oldestPendingAgeMs: null,
+            consumers: [],
+            deadLettered: 0,
+          };
+          groups.set(name, group);
+          consumers.set(name, new Map());
+        }
+        group.streams.push(status);
+        group.lag += lag ?? 0;
+        group.pending += pending;
+        if (oldest !== null) group.oldestPendingAgeMs = Math.max(group.oldestPendingAgeMs ?? 0, oldest);
+        const known = consumers.get(name)!;
+        for (const rawConsumer of (await client.xinfo('CONSUMERS', stream, name)) as unknown[][]) {
+          const c = record(rawConsumer);
+          const existing = known.get(c.name!);
+          if (existing) {
+            existing.pending += Number(c.pending);
+            existing.idleMs = Math.min(existing.idleMs, Number(c.idle));
+            continue;
+          }
+          known.set(c.name!, this.describeConsumer(name, c.name!, Number(c.pending), Number(c.idle), alive));
+        }
+      }
+    };
+    for (const stream of streams) await visit(stream);
+    for (const group of groups.keys()) await visit(replayStreamKey(prefix, group));
+    for (const [name, group] of groups) {
+      group.consumers = [...consumers.get(name)!.values()].sort((a, b) => a.name.localeCompare(b.name));
+      group.deadLettered = await client.xlen(deadLetterStreamKey(prefix, name));
+    }
+    return [...groups.values()].sort((a, b) => a.group.localeCompare(b.group));
+  }
+
+  private describeConsumer(
+    group: string,
+    name: string,
+    pending: number,
+    idleMs: number,
+    alive: Map<string, ProcessHeartbeat>,
+  ): ConsumerStatus {
+    if (name === retryConsumerName(group)) return { name, pending, idleMs, state: 'retry' };
+    // <group>:<host>:<pid>:<slot> — the group itself may contain ':'.
+    const parts = name.slice(group.length + 1).split(':');
+    const slot = parts.pop();
+    const pid = Number(parts.pop());
+    const host = parts.join(':');
+    const beat = alive.get(`${host}:${pid}`);
+    const fresh = beat !== undefined && Date.now() - beat.beatAt.getTime() < MISSED_BEATS * this.interval;
+    return {
+      name,
+      pending,
+      idleMs,
+      host: slot === undefined ? undefined : host,
+      pid: Number.isFinite(pid) ? pid : undefined,
+      lastHeartbeat: beat?.beatAt,
+      state: fresh ? 'alive' : 'dead',
+    };
+  }
+}

@@ -1,0 +1,106 @@
+import type { IdempotencyStore } from '../types.js';
+import type { SqliteBusDatabase } from './database.js';
+
+/** Options of {@link SqliteIdempotencyStore}. */
+export interface SqliteIdempotencyStoreOptions {
+  database: SqliteBusDatabase;
+  /** How long a handled event id is remembered. @defaultValue 7 days */
+  windowMs?: number;
+  /** How often expired markers are deleted (at most this many ms apart, while the store is used). @defaultValue 60000 */
+  cleanupIntervalMs?: number;
+}
+
+/** Expired markers deleted per transaction. */
+const CLEANUP_CHUNK = 5000;
+
+/**
+ * Idempotency markers in the embedded bus file (`bus_idempotency`): `running` until the lease
+ * expires while a consumer handles the event, then `done` for the window — the same states as the
+ * Redis store. Markers of one tick are written in one transaction with the acks.
+ */
+export class SqliteIdempotencyStore implements IdempotencyStore {
+  private readonly database: SqliteBusDatabase;
+  private readonly windowMs: number;
+  private readonly cleanupIntervalMs: number;
+  private lastCleanup = Date.now();
+
+  constructor(options: SqliteIdempotencyStoreOptions) {
+    this.database = options.database;
+    this.windowMs = options.windowMs ?? 7 * 24 * 3600_000;
+    this.cleanupIntervalMs = options.cleanupIntervalMs ?? 60_000;
+    for (const name of ['windowMs', 'cleanupIntervalMs'] as const) {
+      const value = options[name];
+      if (value !== undefined && !(Number.isInteger(value) && value > 0)) {
+        throw new RangeError(`${name} must be a positive integer, got ${value}`);
+      }
+    }
+  }
+
+  begin(group: string, eventId: string, leaseMs: number): Promise<'acquired' | 'done' | 'busy'> {
+    this.cleanupWhenDue();
+    return this.database.write(() => {
+      const now = Date.now();
+      // Takes the id when it is free or its marker expired (a crashed consumer's lease), atomically.
+      const taken = this.database
+        .statement(
+          `INSERT INTO bus_idempotency (group_name, event_id, state, expires_ms) VALUES (?, ?, 'running', ?)
+           ON CONFLICT (group_name, event_id) DO UPDATE SET state = 'running', expires_ms = excluded.expires_ms
+           WHERE bus_idempotency.expires_ms <= ?`,
+        )
+        .run(group, eventId, now + leaseMs, now).changes;
+      if (taken > 0) return 'acquired';
+      const state = this.database
+        .scalar('SELECT state FROM bus_idempotency WHERE group_name = ? AND event_id = ?')
+        .get(group, eventId);
+      return state === 'done' ? 'done' : 'busy';
+    });
+  }
+
+  async complete(group: string, eventId: string): Promise<void> {
+    await this.database.write(() =>
+      this.database
+        .statement(
+          `INSERT INTO bus_idempotency (group_name, event_id, state, expires_ms) VALUES (?, ?, 'done', ?)
+           ON CONFLICT (group_name, event_id) DO UPDATE SET state = 'done', expires_ms = excluded.expires_ms`,
+        )
+        .run(group, eventId, Date.now() + this.windowMs),
+    );
+  }
+
+  async release(group: string, eventId: string): Promise<void> {
+    // Only a lease is given back: a `done` written meanwhile (the lease had expired and another
+    // consumer finished the event) must stay.
+    await this.database.write(() =>
+      this.database
+        .statement("DELETE FROM bus_idempotency WHERE group_name = ? AND event_id = ? AND state = 'running'")
+        .run(group, eventId),
+    );
+  }
+
+  /** Deletes expired markers, a chunk per transaction. Returns how many were deleted. */
+  async deleteExpired(now = Date.now()): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const changes = await this.database.write(
+        () =>
+          this.database
+            .statement(
+              `DELETE FROM bus_idempotency WHERE (group_name, event_id) IN
+                 (SELECT group_name, event_id FROM bus_idempotency WHERE expires_ms <= ? LIMIT ${CLEANUP_CHUNK})`,
+            )
+            .run(now).changes,
+      );
+      deleted += changes;
+      if (changes < CLEANUP_CHUNK) return deleted;
+    }
+  }
+
+  private cleanupWhenDue(): void {
+    const now = Date.now();
+    if (now - this.lastCleanup < this.cleanupIntervalMs) return;
+    this.lastCleanup = now;
+    this.deleteExpired(now).catch(() => {
+      // Expired markers are harmless (begin() treats them as free); the next interval tries again.
+    });
+  }
+}
