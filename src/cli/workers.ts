@@ -1,24 +1,10 @@
 import type { Command } from 'commander';
 import { openEventBus } from '../bus/open.js';
-import type { GroupStatus } from '../bus/types.js';
 import { loadSettings } from '../runtime/config.js';
 import { createLogger } from '../runtime/logging.js';
+import { collectWorkerStatus, type WorkerStatusReport } from '../runtime/worker-status.js';
 import { FailedEventStore, openStore } from '../store/index.js';
 import { announceBackend } from './shared.js';
-
-/** Worker status as `materi workers` and `GET /api/workers` report it. */
-export interface WorkerStatusReport {
-  groups: (GroupStatus & { deadLetterDepth: number })[];
-  processes: {
-    host: string;
-    pid: number;
-    role: string;
-    groups: string[];
-    startedAt: string;
-    beatAt: string;
-    alive: boolean;
-  }[];
-}
 
 function age(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return '-';
@@ -69,26 +55,4 @@ export function registerWorkersCommand(program: Command): void {
         await bus.close();
       }
     });
-}
-
-/** Joins the bus' view of the groups with the dead-letter depth from the store. */
-export async function collectWorkerStatus(
-  inspector: import('../bus/types.js').BusInspector,
-  failedEvents: FailedEventStore,
-  heartbeatIntervalMs = 5000,
-): Promise<WorkerStatusReport> {
-  const [groups, depth, beats] = await Promise.all([
-    inspector.groups(),
-    failedEvents.depth(),
-    inspector.heartbeats(),
-  ]);
-  return {
-    groups: groups.map((g) => ({ ...g, deadLetterDepth: depth[g.group] ?? 0 })),
-    processes: beats.map((b) => ({
-      ...b,
-      startedAt: b.startedAt.toISOString(),
-      beatAt: b.beatAt.toISOString(),
-      alive: Date.now() - b.beatAt.getTime() < 3 * heartbeatIntervalMs,
-    })),
-  };
 }

@@ -19,8 +19,7 @@ const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300]
  */
 export function createBusMetrics(options: { defaultMetrics?: boolean } = {}): BusMetrics {
   const registry = new Registry();
-  if (options.defaultMetrics ?? true)
-    collectDefaultMetrics({ register: registry, prefix: 'materi_' });
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'materi_' });
   const labels = ['group', 'type'] as const;
   const handled = new Counter({
     name: 'materi_events_handled_total',

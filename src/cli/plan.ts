@@ -1,0 +1,138 @@
+import type { Command } from 'commander';
+import { BadInputError } from '../errors/index.js';
+import { executionWaves, formatDuration, loadPlanFile, type Plan } from '../orchestrator/plan/index.js';
+import { collect } from './shared.js';
+
+interface ValidateOptions {
+  var: string[];
+  env?: string;
+  version?: string;
+  json?: boolean;
+}
+
+/** `materi plan …`: commands that work on plan files without deploying anything. */
+export function registerPlanCommands(program: Command): void {
+  const plan = program.command('plan').description('work with plan files (see docs/plan.md)');
+
+  plan
+    .command('validate')
+    .description(
+      'check a plan file (syntax, schema, stage graph, services) and print its stages in execution waves ' +
+        'and the environment variables it needs; exit 0 when valid, 2 when not',
+    )
+    .argument('<file>', 'plan file (YAML)')
+    .option('--var <key=value>', 'a value for ${key} in the plan (repeatable)', collect, [])
+    .option('--env <environment>', "target environment, instead of the plan's `environment`")
+    .option('--version <version>', 'version to expand as ${VERSION} (e.g. v1.4.2)')
+    .option('--json', 'print the summary as JSON')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  materi plan validate examples/three-stage.yaml --version v1.4.2\n' +
+        '  materi plan validate plans/prod.yaml --env staging --var REGION=eu-west-1 --json\n',
+    )
+    .action(async (file: string, options: ValidateOptions) => {
+      const loaded = await loadPlanFile(file, {
+        vars: parseVars(options.var),
+        environment: options.env,
+        version: options.version,
+      });
+      const summary = summarizePlan(loaded);
+      process.stdout.write(
+        options.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(file, loaded),
+      );
+    });
+}
+
+/** `--var k=v` values as a map; the first `=` separates the name from the value. */
+export function parseVars(values: string[]): Record<string, string> {
+  const vars: Record<string, string> = {};
+  for (const entry of values) {
+    const at = entry.indexOf('=');
+    if (at <= 0) throw new BadInputError(`--var ${JSON.stringify(entry)}: expected key=value`);
+    vars[entry.slice(0, at)] = entry.slice(at + 1);
+  }
+  return vars;
+}
+
+/** What `plan validate --json` prints: no setting values, only names, structure and timings. */
+export function summarizePlan(plan: Plan) {
+  const { waves, rollbackOrder } = executionWaves(plan);
+  return {
+    valid: true,
+    file: plan.source,
+    project: plan.project,
+    environment: plan.environment,
+    strategy: plan.strategy,
+    ...(plan.version ? { version: plan.version } : {}),
+    waves: waves.map((wave) =>
+      wave.map((stage) => ({
+        name: stage.name,
+        services: stage.services,
+        provider: stage.provider.type,
+        dependsOn: stage.dependsOn,
+        timeoutMs: stage.timeoutMs,
+      })),
+    ),
+    rollbackOrder,
+    services: Object.values(plan.services).map((service) => ({
+      name: service.name,
+      ...(service.image ? { image: service.image } : {}),
+      ...(service.health ? { health: service.health } : {}),
+      dependencies: service.dependencies.map((d) => d.name),
+      requiredEnv: service.env?.required ?? [],
+    })),
+    gates: {
+      validationTimeoutMs: plan.validation.timeoutMs,
+      dependencyTimeoutMs: plan.dependencies.timeoutMs,
+      healthDurationMs: plan.health.durationMs,
+      healthBakeMs: plan.health.bakeMs,
+      healthTimeoutMs: plan.health.timeoutMs,
+      automaticRollback: plan.rollback.automatic,
+    },
+    references: plan.references,
+  };
+}
+
+function formatSummary(file: string, plan: Plan): string {
+  const { waves } = executionWaves(plan);
+  const lines = [`${file}: valid plan`];
+  const row = (label: string, value: string) => lines.push(`  ${label.padEnd(13)}${value}`);
+  row('project', plan.project);
+  row('environment', plan.environment);
+  row('strategy', plan.strategy);
+  if (plan.version) row('version', plan.version);
+  row('stages', `${plan.stages.length} in ${waves.length} wave${waves.length === 1 ? '' : 's'}`);
+  waves.forEach((wave, i) => {
+    wave.forEach((stage, j) => {
+      const after = stage.dependsOn.length ? `, after ${stage.dependsOn.join(', ')}` : '';
+      const text = `${stage.name} (${stage.services.join(', ')}) via ${stage.provider.type}, timeout ${formatDuration(stage.timeoutMs)}${after}`;
+      lines.push(`    ${(j === 0 ? `wave ${i + 1}` : '').padEnd(11)}${text}`);
+    });
+  });
+  row('services', Object.keys(plan.services).join(', '));
+  const { health } = plan;
+  row(
+    'gates',
+    `validation ${formatDuration(plan.validation.timeoutMs)}, dependencies ${formatDuration(plan.dependencies.timeoutMs)}, ` +
+      `health ${formatDuration(health.durationMs)} window${health.bakeMs ? ` + ${formatDuration(health.bakeMs)} bake` : ''}, ` +
+      `rollback ${plan.rollback.automatic ? 'automatic' : 'manual'}`,
+  );
+  if (plan.references.length === 0) {
+    lines.push('  environment variables referenced: none');
+  } else {
+    lines.push('  environment variables referenced (resolved where used; events carry only the names):');
+    const width = Math.max(...plan.references.map((r) => r.name.length)) + 2;
+    for (const reference of plan.references)
+      lines.push(`    ${reference.name.padEnd(width)}${reference.paths.join(', ')}`);
+  }
+  const required = Object.values(plan.services).filter((s) => s.env && s.env.required.length > 0);
+  if (required.length > 0) {
+    lines.push('  environment variables the services require (checked by the validator):');
+    for (const service of required)
+      lines.push(
+        `    ${service.name.padEnd(12)}${service.env!.required.join(', ')} (source: ${service.env!.source.type})`,
+      );
+  }
+  return `${lines.join('\n')}\n`;
+}
