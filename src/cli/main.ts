@@ -2,12 +2,14 @@ import { Command, CommanderError } from 'commander';
 import { MateriError } from '../errors/index.js';
 import { registerDlqCommands } from './dlq.js';
 import { registerEventsCommands } from './events.js';
+import { registerPlanCommands } from './plan.js';
 import { registerUpCommand } from './up.js';
 import { registerWorkersCommand } from './workers.js';
 
 const program = new Command('materi')
   .description('Materi Deploy: event-driven deployment coordinator (Redis Streams, Printery workers, Shield)')
   .version(process.env.npm_package_version ?? '0.1.0')
+  .enablePositionalOptions()
   .showHelpAfterError('(run with --help for usage)')
   .configureOutput({ outputError: (text, write) => write(text) })
   .exitOverride();
@@ -15,6 +17,7 @@ const program = new Command('materi')
 registerUpCommand(program);
 registerEventsCommands(program);
 registerDlqCommands(program);
+registerPlanCommands(program);
 registerWorkersCommand(program);
 
 /** Turns any failure into a one-line message and the documented exit code. */
