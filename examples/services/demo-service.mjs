@@ -17,6 +17,9 @@ if (version.includes('crash')) {
   process.exit(1);
 }
 
+// The demo (`materi up --demo`) marks some versions as faulty releases this way.
+const unhealthy = version.includes('unhealthy') || (process.env.DEMO_UNHEALTHY_VERSIONS ?? '').split(',').includes(version);
+
 let requests = 0;
 let healthProbes = 0;
 const server = createServer((req, res) => {
@@ -28,7 +31,7 @@ const server = createServer((req, res) => {
   switch (req.url) {
     case '/health':
       healthProbes++;
-      if (version.includes('unhealthy') && healthProbes > 1) return json(500, { status: 'failing', version });
+      if (unhealthy && healthProbes > 1) return json(500, { status: 'failing', version });
       return json(200, { status: 'ok', service: name, version });
     case '/ready':
       return json(200, { status: 'ok' });

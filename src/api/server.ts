@@ -30,8 +30,8 @@ export interface ApiServerOptions {
  */
 export async function createApiServer(options: ApiServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: options.logger.child({ component: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Requests are logged at info by fastify; only warnings and errors of the HTTP layer are kept.
+    loggerInstance: options.logger.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
     bodyLimit: 2 * 1024 * 1024,
   });
   await app.register(swagger, {

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { MateriError } from '../errors/index.js';
+import { registerDeployCommands } from './deploy.js';
 import { registerDlqCommands } from './dlq.js';
 import { registerEventsCommands } from './events.js';
 import { registerPlanCommands } from './plan.js';
@@ -15,6 +16,7 @@ const program = new Command('materi')
   .exitOverride();
 
 registerUpCommand(program);
+registerDeployCommands(program);
 registerEventsCommands(program);
 registerDlqCommands(program);
 registerPlanCommands(program);

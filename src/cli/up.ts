@@ -1,84 +1,166 @@
-import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { DeploymentEventPublisher } from '../bus/event-publisher.js';
-import { openEventBus } from '../bus/open.js';
-import { DeploymentStatus, decodeEntry } from '../events/index.js';
-import { loadSettings } from '../runtime/config.js';
-import { createLogger } from '../runtime/logging.js';
-import { eventToJson } from './events.js';
+import { BadInputError } from '../errors/index.js';
+import type { DeploymentView, Orchestrator } from '../orchestrator/index.js';
+import { stopLocalInstance } from '../orchestrator/providers/index.js';
+import { loadSettings, type Settings } from '../runtime/config.js';
+import { createLogger, type Logger } from '../runtime/logging.js';
+import { COMPONENTS, type ComponentName, type Stack, startStack } from '../runtime/stack.js';
 import { announceBackend } from './shared.js';
 
-/**
- * `materi up`. Until the orchestrator, workers and Shield exist, `--demo` shows the event
- * contract end to end: it publishes the events of one demo deployment and reads them back from
- * the streams as a third party would.
- */
+/** The demo plan: three small local services deployed with the `local` provider. */
+export const DEMO_PLAN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'local.yaml');
+
+function port(value: string | undefined, settings: Settings): number {
+  if (value === undefined) return settings.port;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new BadInputError(`--port must be a port number, got "${value}"`);
+  return n;
+}
+
+/** Resolves when the process is asked to stop (Ctrl-C or SIGTERM). */
+function untilStopped(): Promise<string> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+}
+
+async function shutDown(stack: Stack, logger: Logger, signal: string): Promise<void> {
+  process.stderr.write(`materi: ${signal}: stopping (finishing work in flight)…\n`);
+  const force = setTimeout(() => {
+    process.stderr.write('materi: shutdown took too long; exiting\n');
+    process.exit(1);
+  }, 20_000);
+  force.unref();
+  await stack.close();
+  logger.info('stopped');
+}
+
 export function registerUpCommand(program: Command): void {
   program
     .command('up')
-    .description('run the stack in one process (this build: the event-contract demo)')
-    .option('--demo', 'publish a demo deployment and print its events')
+    .description(
+      'run the whole stack in one process: orchestrator, the four Printery workers, Shield and the dashboard',
+    )
+    .option(
+      '--demo',
+      'also start three local demo services and run a demo deployment of v2 (succeeds) and v3 (rolled back)',
+    )
     .option('--port <n>', 'HTTP port (default MATERI_PORT or 4600)')
-    .action(async (options: { demo?: boolean }) => {
-      process.stderr.write(
-        'materi up: the orchestrator, workers and Shield are not part of this build yet; ' +
-          'running the event-contract demo instead.\n',
-      );
-      if (!options.demo) return;
+    .action(async (options: { demo?: boolean; port?: string }) => {
       const settings = loadSettings();
       const logger = createLogger({ name: 'up', level: settings.logLevel });
-      const bus = await openEventBus(settings, { logger, source: 'materi/demo' });
-      announceBackend(bus);
-      try {
-        const events = new DeploymentEventPublisher(bus.publisher);
-        const deploymentId = `demo-${randomUUID().slice(0, 8)}`;
-        const meta = { correlationId: randomUUID() };
-        const services = ['api', 'web', 'worker'];
-        const published = [
-          await events.publishDeploymentStarted(
-            {
-              deploymentId,
-              version: 'v2',
-              environment: 'demo',
-              strategy: 'rolling',
-              services,
-              project: 'demo',
-            },
-            meta,
-          ),
-          await events.publishStageStarted(
-            { deploymentId, stage: 'api', description: 'deploy the API', services: ['api'] },
-            meta,
-          ),
-          await events.publishStageCompleted(
-            {
-              deploymentId,
-              stage: 'api',
-              status: DeploymentStatus.SUCCESS,
-              durationMs: 1200,
-              services: ['api'],
-            },
-            meta,
-          ),
-          await events.publishDeploymentCompleted(
-            {
-              deploymentId,
-              status: DeploymentStatus.SUCCESS,
-              totalDurationMs: 1500,
-              version: 'v2',
-              environment: 'demo',
-            },
-            meta,
-          ),
-        ];
-        for (const p of published) {
-          const [entry] = (await bus.redis!.xrange(p.stream, p.entryId, p.entryId)) as [string, string[]][];
-          process.stdout.write(
-            `${p.stream} ${p.entryId} ${JSON.stringify(eventToJson(decodeEntry(entry![1])))}\n`,
-          );
-        }
-      } finally {
-        await bus.close();
+      // The demo marks its v3 as a faulty release: its services start but fail their health checks.
+      if (options.demo) process.env.DEMO_UNHEALTHY_VERSIONS = 'v3';
+      const stack = await startStack({
+        settings,
+        logger,
+        role: 'up',
+        components: COMPONENTS,
+        http: { port: port(options.port, settings) },
+      });
+      announceBackend(stack.bus);
+      process.stderr.write(`materi: store ${stack.store!.dialect} ${stack.store!.describe()}\n`);
+      process.stdout.write(`Materi Deploy is running. Dashboard: ${stack.url}/\n`);
+      if (!settings.apiToken)
+        process.stdout.write('No MATERI_API_TOKEN set: writes are accepted from this machine only.\n');
+      const stopped = untilStopped();
+      if (options.demo) {
+        const demo = runDemo(stack.orchestrator!, settings, stack.url!).catch((error: Error) => {
+          process.stderr.write(`materi: demo failed: ${error.message}\n`);
+        });
+        const signal = await Promise.race([stopped, demo.then(() => stopped)]);
+        await stopDemoServices(settings);
+        await shutDown(stack, logger, signal);
+        return;
       }
+      await shutDown(stack, logger, await stopped);
     });
+
+  program
+    .command('worker')
+    .description('run one component in this process (scale out by starting more)')
+    .argument('<name>', COMPONENTS.join(' | '))
+    .option('--concurrency <n>', 'messages handled at once (default: the group default)')
+    .option('--port <n>', 'serve /healthz and /metrics (and the component API) on this port')
+    .action(async (name: string, options: { concurrency?: string; port?: string }) => {
+      if (!(COMPONENTS as readonly string[]).includes(name)) {
+        throw new BadInputError(`unknown worker "${name}": use one of ${COMPONENTS.join(', ')}`);
+      }
+      const concurrency = options.concurrency === undefined ? undefined : Number(options.concurrency);
+      if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency > 0)) {
+        throw new BadInputError(`--concurrency must be a positive integer, got "${options.concurrency}"`);
+      }
+      const settings = loadSettings();
+      const logger = createLogger({ name: `worker-${name}`, level: settings.logLevel });
+      const component = name as ComponentName;
+      const stack = await startStack({
+        settings,
+        logger,
+        role: `worker ${name}`,
+        components: [component],
+        concurrency: concurrency ? { [component]: concurrency } : undefined,
+        http: options.port === undefined ? undefined : { port: port(options.port, settings) },
+      });
+      announceBackend(stack.bus);
+      process.stderr.write(`materi: worker ${name} running${stack.url ? ` (${stack.url}/metrics)` : ''}\n`);
+      await shutDown(stack, logger, await untilStopped());
+    });
+}
+
+function summary(view: DeploymentView): string {
+  const took = view.finishedAt
+    ? ((Date.parse(view.finishedAt) - Date.parse(view.createdAt)) / 1000).toFixed(1)
+    : '?';
+  const stages = Object.entries(view.state.stages)
+    .map(([name, s]) => `${name} ${s.status}`)
+    .join(', ');
+  const words: Record<string, string> = {
+    SUCCESS: 'succeeded',
+    ROLLED_BACK: 'rolled back',
+    FAILURE: 'failed',
+    CANCELLED: 'was cancelled',
+  };
+  return `deployment ${view.version} ${words[view.status] ?? view.status} in ${took} s (${stages})${view.status === 'SUCCESS' ? '' : ` — ${view.reason}`}`;
+}
+
+/**
+ * The demo: v1 of three local services (the starting point), then v2 (succeeds), then v3 — a
+ * faulty release whose health checks fail — which the health gate catches and rolls back.
+ */
+async function runDemo(orchestrator: Orchestrator, settings: Settings, url: string): Promise<void> {
+  const planText = await readFile(DEMO_PLAN, 'utf8');
+  const deploy = async (version: string) => {
+    const view = await orchestrator.submit({
+      planText,
+      planSource: DEMO_PLAN,
+      baseDir: dirname(resolve(DEMO_PLAN)),
+      version,
+      triggeredBy: 'demo',
+      queue: true,
+    });
+    process.stdout.write(`demo: deploying ${version} (${url}/deployments/${view.id})\n`);
+    const done = await orchestrator.waitFor(view.id, 120_000);
+    process.stdout.write(`demo: ${summary(done)}\n`);
+    return done;
+  };
+  await deploy('v1');
+  await deploy('v2');
+  await deploy('v3');
+  process.stdout.write(`demo: done. The dashboard shows all three: ${url}/  (Ctrl-C to stop)\n`);
+  void settings;
+}
+
+/** Stops the demo's local services so Ctrl-C leaves nothing running. */
+async function stopDemoServices(settings: Settings): Promise<void> {
+  for (const stage of ['api', 'worker', 'web']) {
+    await stopLocalInstance(
+      { dataDir: settings.dataDir, project: 'demo', environment: 'local', stage },
+      { gracePeriodMs: 2000 },
+    ).catch(() => {});
+  }
 }

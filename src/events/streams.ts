@@ -29,3 +29,8 @@ export function deadLetterStreamKey(prefix: string, group: string): string {
 export function streamRegistryKey(prefix: string): string {
   return `${prefix}:registry:streams`;
 }
+
+/** Set of the consumer groups that have a dead-letter stream. */
+export function deadLetterRegistryKey(prefix: string): string {
+  return `${prefix}:registry:dlq`;
+}

@@ -28,6 +28,8 @@ export interface Settings {
   viewerToken?: string;
   /** `MATERI_LOG_LEVEL` @defaultValue `info` */
   logLevel: string;
+  /** `MATERI_NOTIFIER_CONFIG`: the notifier's settings file (channels, routes). */
+  notifierConfig?: string;
 }
 
 const optionalText = z
@@ -60,6 +62,7 @@ const schema = z.object({
   MATERI_API_URL: optionalText.pipe(z.url().optional()),
   MATERI_API_TOKEN: optionalText,
   MATERI_VIEWER_TOKEN: optionalText,
+  MATERI_NOTIFIER_CONFIG: optionalText,
   MATERI_LOG_LEVEL: optionalText.pipe(
     z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
   ),
@@ -86,6 +89,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     apiToken: v.MATERI_API_TOKEN,
     viewerToken: v.MATERI_VIEWER_TOKEN,
     logLevel: v.MATERI_LOG_LEVEL ?? 'info',
+    notifierConfig: v.MATERI_NOTIFIER_CONFIG,
   };
 }
 

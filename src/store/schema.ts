@@ -1,4 +1,5 @@
 import type { ColumnType, Generated } from 'kysely';
+import type { ShieldTables } from '../shield/store/schema.js';
 
 /**
  * A point in time as stored: milliseconds since the Unix epoch (UTC), in a `bigint` column.
@@ -53,7 +54,65 @@ export interface BusAlertsTable {
   changed_at: EpochMs;
 }
 
-export interface Database {
+/** The orchestrator's saga rows (see src/orchestrator/migrations.ts). */
+export interface OrchestratorDeploymentsTable {
+  id: string;
+  project: string;
+  environment: string;
+  version: string;
+  previous_version: string | null;
+  correlation_id: string;
+  status: string;
+  phase: string;
+  plan_text: string;
+  plan_source: string;
+  plan_base_dir: string;
+  /** JSON object of the `--var` values. */
+  vars: string;
+  /** JSON of the saga state (gates, stages, failure, rollback, published events). */
+  state: string;
+  triggered_by: string;
+  owner: string | null;
+  lease_until: EpochMs;
+  cancel_requested: number;
+  cancel_rollback: number;
+  cancelled_by: string | null;
+  reason: string | null;
+  created_at: EpochMs;
+  updated_at: EpochMs;
+  finished_at: EpochMs | null;
+}
+
+export interface OrchestratorGateResultsTable {
+  request_event_id: string;
+  deployment_id: string;
+  event_id: string;
+  type: string;
+  payload: string;
+  received_at: EpochMs;
+}
+
+export interface OrchestratorEnvLocksTable {
+  project: string;
+  environment: string;
+  deployment_id: string;
+  acquired_at: EpochMs;
+}
+
+export interface OrchestratorReleasesTable {
+  project: string;
+  environment: string;
+  service: string;
+  version: string;
+  deployment_id: string;
+  deployed_at: EpochMs;
+}
+
+export interface Database extends ShieldTables {
+  orchestrator_deployments: OrchestratorDeploymentsTable;
+  orchestrator_gate_results: OrchestratorGateResultsTable;
+  orchestrator_env_locks: OrchestratorEnvLocksTable;
+  orchestrator_releases: OrchestratorReleasesTable;
   bus_alerts: BusAlertsTable;
   failed_events: FailedEventsTable;
 }

@@ -10,7 +10,7 @@ export interface SqliteIdempotencyStoreOptions {
   cleanupIntervalMs?: number;
 }
 
-/** Expired markers deleted per transaction. */
+/** Markers looked at per transaction while deleting expired ones. */
 const CLEANUP_CHUNK = 5000;
 
 /**
@@ -77,21 +77,37 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     );
   }
 
-  /** Deletes expired markers, a chunk per transaction. Returns how many were deleted. */
+  /**
+   * Deletes expired markers (expired ones are already treated as free), walking the table a chunk
+   * per transaction so that other writers never wait long. Returns how many were deleted.
+   */
   async deleteExpired(now = Date.now()): Promise<number> {
+    const next = this.database.statement(
+      `SELECT group_name, event_id FROM bus_idempotency WHERE (group_name, event_id) > (?, ?)
+        ORDER BY group_name, event_id LIMIT 1 OFFSET ${CLEANUP_CHUNK - 1}`,
+    );
+    const remove = this.database.statement(
+      `DELETE FROM bus_idempotency
+        WHERE (group_name, event_id) > (@fromGroup, @fromEvent)
+          AND (@toGroup IS NULL OR (group_name, event_id) <= (@toGroup, @toEvent))
+          AND expires_ms <= @now`,
+    );
     let deleted = 0;
+    let from = { group: '', event: '' };
     for (;;) {
-      const changes = await this.database.write(
-        () =>
-          this.database
-            .statement(
-              `DELETE FROM bus_idempotency WHERE (group_name, event_id) IN
-                 (SELECT group_name, event_id FROM bus_idempotency WHERE expires_ms <= ? LIMIT ${CLEANUP_CHUNK})`,
-            )
-            .run(now).changes,
-      );
-      deleted += changes;
-      if (changes < CLEANUP_CHUNK) return deleted;
+      const to = await this.database.write(() => {
+        const end = next.get(from.group, from.event) as { group_name: string; event_id: string } | undefined;
+        deleted += remove.run({
+          fromGroup: from.group,
+          fromEvent: from.event,
+          toGroup: end?.group_name ?? null,
+          toEvent: end?.event_id ?? null,
+          now,
+        }).changes;
+        return end;
+      });
+      if (!to) return deleted;
+      from = { group: to.group_name, event: to.event_id };
     }
   }
 

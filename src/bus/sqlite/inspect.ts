@@ -124,9 +124,14 @@ export function pendingCount(database: SqliteBusDatabase, stream: string, group:
 }
 
 /** Entries of a stream in order (like XRANGE / XREVRANGE). */
-export function readRange(database: SqliteBusDatabase, stream: string, options: RangeOptions = {}): StoredEntry[] {
+export function readRange(
+  database: SqliteBusDatabase,
+  stream: string,
+  options: RangeOptions = {},
+): StoredEntry[] {
   const count = options.count ?? 100;
-  if (!(Number.isInteger(count) && count > 0)) throw new RangeError(`count must be a positive integer, got ${count}`);
+  if (!(Number.isInteger(count) && count > 0))
+    throw new RangeError(`count must be a positive integer, got ${count}`);
   let afterSeq = options.afterSeq ?? 0;
   if (options.after !== undefined) afterSeq = Math.max(afterSeq, seqAfterId(database, stream, options.after));
   const order = options.reverse ? 'DESC' : 'ASC';

@@ -64,7 +64,9 @@ export class SqlitePublisher implements Publisher {
     let appended: { entryId: string }[];
     try {
       // immediate(): inside the shared commit, the batch is a savepoint — stored whole or not at all.
-      appended = await this.database.write(() => this.database.immediate(() => this.database.append(entries)));
+      appended = await this.database.write(() =>
+        this.database.immediate(() => this.database.append(entries)),
+      );
     } catch (error) {
       const stream = prepared[0]!.stream;
       this.logger.error({ stream, err: error }, 'publish failed');

@@ -16,7 +16,14 @@
  */
 
 import { createBusAlerts } from '../../dlq/migrations.js';
+import { createOrchestratorTables } from '../../orchestrator/migrations.js';
+import { shieldMigrations } from '../../shield/store/migrations.js';
 import type { StoreMigration } from '../migrate.js';
 import { createFailedEvents } from './202611291935_store_failed_events.js';
 
-export const MIGRATIONS: readonly StoreMigration[] = [createFailedEvents, createBusAlerts];
+export const MIGRATIONS: readonly StoreMigration[] = [
+  createFailedEvents,
+  createBusAlerts,
+  createOrchestratorTables,
+  ...shieldMigrations,
+];

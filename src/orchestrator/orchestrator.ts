@@ -1,0 +1,649 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { type JsonObject, toJson } from '@bufbuild/protobuf';
+import type { Kysely } from 'kysely';
+import { sleep } from '../bus/backoff.js';
+import { Router } from '../bus/router.js';
+import type { Publisher, Subscriber, SubscriptionObserver } from '../bus/types.js';
+import { BadInputError, ConflictError, NotFoundError } from '../errors/index.js';
+import { resolveEventType } from '../events/index.js';
+import { type Logger, silentLogger } from '../runtime/logging.js';
+import { environmentLookup, type Lookup } from '../runtime/references.js';
+import type { Database } from '../store/index.js';
+import { type Plan, type PlanStage, parsePlan, VERSION_PATTERN } from './plan/index.js';
+import type { StageProvider } from './providers/index.js';
+import { DeploymentSaga, LostOwnershipError, type SagaRecord } from './saga.js';
+import {
+  type DeploymentStatusName,
+  emptyState,
+  FINAL_STATUSES,
+  GATES,
+  type Phase,
+  type SagaState,
+} from './state.js';
+
+/** Consumer group of the orchestrator: it reads the gates' result events. */
+export const ORCHESTRATOR_GROUP = 'orchestrator';
+
+/** Options of {@link Orchestrator}. */
+export interface OrchestratorOptions {
+  db: Kysely<Database>;
+  publisher: Publisher;
+  subscriber: Subscriber;
+  logger?: Logger;
+  /** Resolves `${NAME}` in provider settings. @defaultValue the process environment */
+  env?: Lookup;
+  /** @defaultValue `.materi` */
+  dataDir?: string;
+  /** A deployment whose owner has not renewed its lease this long is taken over. @defaultValue 15000 */
+  leaseMs?: number;
+  /** How often the results inbox and cancel flags are polled. @defaultValue 200 */
+  pollMs?: number;
+  /** @defaultValue 30000 */
+  publishRetryMs?: number;
+  /** Claim idle time of the result consumer. @defaultValue 30000 */
+  claimIdleMs?: number;
+  observer?: SubscriptionObserver;
+  /** Replaces stage providers (tests). */
+  providerFor?: (stage: PlanStage) => StageProvider | undefined;
+}
+
+/** What a deploy request carries (HTTP body, CLI). */
+export interface DeployRequest {
+  /** The plan file's text (YAML). */
+  planText: string;
+  /** Where it came from, for messages (a file path). */
+  planSource: string;
+  /** Directory for relative paths in provider settings. @defaultValue the current directory */
+  baseDir?: string;
+  version: string;
+  environment?: string;
+  vars?: Record<string, string>;
+  triggeredBy?: string;
+  /** Wait for a busy environment instead of being refused. */
+  queue?: boolean;
+}
+
+/** The orchestrator's view of a deployment (for `materi deploy` progress and the API). */
+export interface DeploymentView {
+  id: string;
+  project: string;
+  environment: string;
+  version: string;
+  previousVersion?: string;
+  correlationId: string;
+  status: DeploymentStatusName;
+  phase: Phase;
+  triggeredBy: string;
+  reason?: string;
+  /** The gate the deployment waits on, with its worker group and since when. */
+  blockedOn?: { gate: string; group: string; since: string };
+  state: SagaState;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+}
+
+type Row = Awaited<ReturnType<Orchestrator['row']>>;
+
+/**
+ * Runs deployments: accepts requests (validating the plan, taking the environment's lock), runs
+ * each deployment's saga as the single writer of its state, collects the gates' result events
+ * from the bus, and takes over deployments whose orchestrator died (lease expired).
+ */
+export class Orchestrator {
+  readonly instanceId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  private readonly db: Kysely<Database>;
+  private readonly logger: Logger;
+  private readonly leaseMs: number;
+  private readonly pollMs: number;
+  private readonly active = new Map<string, { saga: DeploymentSaga; done: Promise<unknown> }>();
+  private readonly results = new EventEmitter();
+  private readonly changes = new EventEmitter();
+  private router: Router | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private closing = false;
+
+  constructor(private readonly options: OrchestratorOptions) {
+    this.db = options.db;
+    this.logger = (options.logger ?? silentLogger()).child({ component: 'orchestrator' });
+    this.leaseMs = options.leaseMs ?? 15_000;
+    this.pollMs = options.pollMs ?? 200;
+    this.results.setMaxListeners(0);
+    this.changes.setMaxListeners(0);
+  }
+
+  /** Starts reading results, renewing leases and taking over orphaned deployments. */
+  async start(): Promise<void> {
+    this.router = new Router({
+      subscriber: this.options.subscriber,
+      publisher: this.options.publisher,
+      logger: this.logger,
+      observer: this.options.observer,
+    });
+    this.router.addHandler({
+      name: 'orchestrator-results',
+      group: ORCHESTRATOR_GROUP,
+      types: ['validation:completed', 'dependency:check:completed', 'health:check:completed'],
+      concurrency: 8,
+      claimIdleMs: this.options.claimIdleMs,
+      handler: async (event) => {
+        if (!event.causationId) return;
+        const payload = toJson(resolveEventType(event.type).schema, event.data as never) as JsonObject;
+        await this.db
+          .insertInto('orchestrator_gate_results')
+          .values({
+            request_event_id: event.causationId,
+            deployment_id: event.deploymentId,
+            event_id: event.id,
+            type: event.type,
+            payload: JSON.stringify(payload),
+            received_at: Date.now(),
+          })
+          .onConflict((oc) => oc.column('request_event_id').doNothing())
+          .execute();
+        this.results.emit(event.causationId);
+      },
+    });
+    await this.router.start();
+    const renew = setInterval(() => void this.renewLeases(), Math.max(100, Math.floor(this.leaseMs / 3)));
+    const adopt = setInterval(() => void this.adoptOrphans(), Math.max(100, Math.floor(this.leaseMs / 2)));
+    this.timers = [renew, adopt];
+    await this.adoptOrphans();
+  }
+
+  /** Stops taking work; running sagas are left to finish or to be taken over by another instance. */
+  async close(graceMs = 5000): Promise<void> {
+    this.closing = true;
+    for (const timer of this.timers) clearInterval(timer);
+    await this.router?.close(graceMs);
+    const deadline = Date.now() + graceMs;
+    while (this.active.size > 0 && Date.now() < deadline) await sleep(50);
+  }
+
+  /** Validates and accepts a deployment; its saga starts at once. */
+  async submit(request: DeployRequest): Promise<DeploymentView> {
+    if (!VERSION_PATTERN.test(request.version)) {
+      throw new BadInputError(
+        `--version "${request.version}" must match [A-Za-z0-9][A-Za-z0-9._-]* (a tag-safe version)`,
+      );
+    }
+    const id = `dep-${randomBytes(6).toString('hex')}`;
+    const plan = this.parse(request, id);
+    const now = Date.now();
+    const previousVersion = await this.previousVersion(plan);
+    await this.db
+      .insertInto('orchestrator_deployments')
+      .values({
+        id,
+        project: plan.project,
+        environment: plan.environment,
+        version: request.version,
+        previous_version: previousVersion ?? null,
+        correlation_id: randomUUID(),
+        status: 'PENDING',
+        phase: 'queued',
+        plan_text: request.planText,
+        plan_source: request.planSource,
+        plan_base_dir: request.baseDir ?? process.cwd(),
+        vars: JSON.stringify(request.vars ?? {}),
+        state: JSON.stringify(emptyState()),
+        triggered_by: request.triggeredBy ?? 'api',
+        owner: this.instanceId,
+        lease_until: now + this.leaseMs,
+        cancel_requested: 0,
+        cancel_rollback: 0,
+        cancelled_by: null,
+        reason: null,
+        created_at: now,
+        updated_at: now,
+        finished_at: null,
+      })
+      .execute();
+    const locked = await this.tryLock(plan.project, plan.environment, id);
+    if (!locked.ok && !request.queue) {
+      await this.db.deleteFrom('orchestrator_deployments').where('id', '=', id).execute();
+      throw new ConflictError(
+        `environment ${plan.environment} of ${plan.project} is busy with deployment ${locked.holder}; wait for it, cancel it (materi cancel ${locked.holder}), or queue with --queue`,
+      );
+    }
+    this.launch(await this.row(id), plan, locked.ok);
+    return this.view(await this.row(id));
+  }
+
+  /** Stops a running deployment at its next step, optionally rolling back what it deployed. */
+  async cancel(id: string, options: { rollback?: boolean; by?: string } = {}): Promise<DeploymentView> {
+    const row = await this.row(id);
+    if (FINAL_STATUSES.includes(row.status as DeploymentStatusName)) {
+      throw new ConflictError(
+        `deployment ${id} already ended (${row.status}); use rollback to restore the previous version`,
+      );
+    }
+    await this.db
+      .updateTable('orchestrator_deployments')
+      .set({
+        cancel_requested: 1,
+        cancel_rollback: options.rollback ? 1 : 0,
+        cancelled_by: options.by ?? 'an operator',
+      })
+      .where('id', '=', id)
+      .execute();
+    const local = this.active.get(id);
+    if (local) {
+      local.saga.cancelledBy = options.by ?? 'an operator';
+      local.saga.rollbackOnCancel = options.rollback ?? false;
+      local.saga.requestCancel();
+    }
+    return this.view(await this.row(id));
+  }
+
+  /**
+   * Rolls a deployment back: a running one is cancelled with rollback; a finished successful one
+   * has its stages restored to the version before it (taking the environment's lock).
+   */
+  async rollback(id: string, options: { by?: string; reason?: string } = {}): Promise<DeploymentView> {
+    const row = await this.row(id);
+    if (!FINAL_STATUSES.includes(row.status as DeploymentStatusName))
+      return this.cancel(id, { rollback: true, by: options.by });
+    if (row.status !== 'SUCCESS')
+      throw new ConflictError(
+        `deployment ${id} ended ${row.status}; only a successful deployment can be rolled back`,
+      );
+    const plan = this.parseRow(row);
+    const locked = await this.tryLock(row.project, row.environment, id);
+    if (!locked.ok)
+      throw new ConflictError(
+        `environment ${row.environment} of ${row.project} is busy with deployment ${locked.holder}`,
+      );
+    const state = JSON.parse(row.state) as SagaState;
+    const deployed = Object.entries(state.stages)
+      .filter(([, s]) => s.status === 'succeeded')
+      .map(([name]) => name);
+    state.rollback = {
+      reason: options.reason ?? `manual rollback by ${options.by ?? 'an operator'}`,
+      stages: deployed,
+      startedAt: Date.now(),
+      manual: true,
+    };
+    const claimed = await this.db
+      .updateTable('orchestrator_deployments')
+      .set({
+        status: 'RUNNING',
+        phase: 'rollback',
+        state: JSON.stringify(state),
+        owner: this.instanceId,
+        lease_until: Date.now() + this.leaseMs,
+        finished_at: null,
+      })
+      .where('id', '=', id)
+      .where('status', '=', 'SUCCESS')
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) !== 1)
+      throw new ConflictError(`deployment ${id} changed meanwhile; try again`);
+    this.launch(await this.row(id), plan, true);
+    return this.view(await this.row(id));
+  }
+
+  async get(id: string): Promise<DeploymentView> {
+    return this.view(await this.row(id));
+  }
+
+  async list(limit = 50): Promise<DeploymentView[]> {
+    const rows = await this.db
+      .selectFrom('orchestrator_deployments')
+      .selectAll()
+      .orderBy('created_at', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => this.view(r));
+  }
+
+  /** Calls `listener` whenever a deployment's state changes in this process. */
+  onChange(listener: (view: DeploymentView) => void): () => void {
+    this.changes.on('change', listener);
+    return () => this.changes.off('change', listener);
+  }
+
+  /** Resolves when the deployment reaches a final status (polling the store). */
+  async waitFor(id: string, timeoutMs = 3_600_000): Promise<DeploymentView> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const view = await this.get(id);
+      if (FINAL_STATUSES.includes(view.status)) return view;
+      if (Date.now() > deadline) return view;
+      await sleep(this.pollMs);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private async row(id: string) {
+    const row = await this.db
+      .selectFrom('orchestrator_deployments')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (!row) throw new NotFoundError(`no deployment with id ${id}`);
+    return row;
+  }
+
+  private parse(request: DeployRequest, deploymentId: string): Plan {
+    return parsePlan(request.planText, request.planSource, {
+      version: request.version,
+      environment: request.environment,
+      vars: request.vars,
+      deploymentId,
+      baseDir: request.baseDir,
+    });
+  }
+
+  private parseRow(row: Row): Plan {
+    return parsePlan(row.plan_text, row.plan_source, {
+      version: row.version,
+      environment: row.environment,
+      vars: JSON.parse(row.vars) as Record<string, string>,
+      deploymentId: row.id,
+      baseDir: row.plan_base_dir,
+    });
+  }
+
+  /** The version of the environment before this deployment: the last successful one of its services. */
+  private async previousVersion(plan: Plan): Promise<string | undefined> {
+    const releases = await this.db
+      .selectFrom('orchestrator_releases')
+      .select(['version', 'deployed_at'])
+      .where('project', '=', plan.project)
+      .where('environment', '=', plan.environment)
+      .where('service', 'in', Object.keys(plan.services))
+      .orderBy('deployed_at', 'desc')
+      .limit(1)
+      .execute();
+    return releases[0]?.version;
+  }
+
+  /** Takes the environment's lock; a lock held by a finished deployment is stale and taken over. */
+  private async tryLock(
+    project: string,
+    environment: string,
+    id: string,
+  ): Promise<{ ok: true } | { ok: false; holder: string }> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const inserted = await this.db
+        .insertInto('orchestrator_env_locks')
+        .values({ project, environment, deployment_id: id, acquired_at: Date.now() })
+        .onConflict((oc) => oc.columns(['project', 'environment']).doNothing())
+        .executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1) return { ok: true };
+      const lock = await this.db
+        .selectFrom('orchestrator_env_locks')
+        .selectAll()
+        .where('project', '=', project)
+        .where('environment', '=', environment)
+        .executeTakeFirst();
+      if (!lock) continue;
+      if (lock.deployment_id === id) return { ok: true };
+      const holder = await this.db
+        .selectFrom('orchestrator_deployments')
+        .select('status')
+        .where('id', '=', lock.deployment_id)
+        .executeTakeFirst();
+      if (holder && !FINAL_STATUSES.includes(holder.status as DeploymentStatusName))
+        return { ok: false, holder: lock.deployment_id };
+      await this.db
+        .deleteFrom('orchestrator_env_locks')
+        .where('project', '=', project)
+        .where('environment', '=', environment)
+        .where('deployment_id', '=', lock.deployment_id)
+        .execute();
+    }
+    return { ok: false, holder: 'another deployment' };
+  }
+
+  /** Remembers the version now running per service: the rollback target of the next deployment. */
+  private async recordRelease(row: Row, plan: Plan): Promise<void> {
+    for (const service of Object.keys(plan.services)) {
+      await this.db
+        .insertInto('orchestrator_releases')
+        .values({
+          project: row.project,
+          environment: row.environment,
+          service,
+          version: row.version,
+          deployment_id: row.id,
+          deployed_at: Date.now(),
+        })
+        .onConflict((oc) =>
+          oc.columns(['project', 'environment', 'service']).doUpdateSet({
+            version: row.version,
+            deployment_id: row.id,
+            deployed_at: Date.now(),
+          }),
+        )
+        .execute();
+    }
+  }
+
+  /** After a rollback the services run the previous version again. */
+  private async restoreRelease(id: string, version: string): Promise<void> {
+    await this.db
+      .updateTable('orchestrator_releases')
+      .set({ version })
+      .where('deployment_id', '=', id)
+      .execute();
+  }
+
+  private async unlock(row: { project: string; environment: string; id: string }): Promise<void> {
+    await this.db
+      .deleteFrom('orchestrator_env_locks')
+      .where('project', '=', row.project)
+      .where('environment', '=', row.environment)
+      .where('deployment_id', '=', row.id)
+      .execute();
+  }
+
+  /** Runs a saga for a row this instance owns. */
+  private launch(row: Row, plan: Plan, locked: boolean): void {
+    const record: SagaRecord = {
+      id: row.id,
+      project: row.project,
+      environment: row.environment,
+      version: row.version,
+      previousVersion: row.previous_version ?? undefined,
+      correlationId: row.correlation_id,
+      triggeredBy: row.triggered_by,
+      status: row.status as DeploymentStatusName,
+      phase: row.phase as Phase,
+      state: JSON.parse(row.state) as SagaState,
+    };
+    const saga = new DeploymentSaga(record, plan, {
+      db: this.db,
+      publisher: this.options.publisher,
+      logger: this.logger,
+      env: this.options.env ?? environmentLookup(),
+      dataDir: this.options.dataDir ?? '.materi',
+      owner: this.instanceId,
+      publishRetryMs: this.options.publishRetryMs,
+      providerFor: this.options.providerFor,
+      awaitResult: (requestId, deadlineAt, signal) => this.awaitResult(requestId, deadlineAt, signal),
+      onChange: () => void this.emitChange(row.id),
+    });
+    if (row.cancel_requested) {
+      saga.cancelledBy = row.cancelled_by ?? undefined;
+      saga.rollbackOnCancel = row.cancel_rollback === 1;
+      saga.requestCancel();
+    }
+    const done = (async () => {
+      try {
+        if (!locked) await this.waitForLock(row, saga);
+        const status = await saga.run();
+        if (status === 'SUCCESS') await this.recordRelease(row, plan);
+        if (status === 'ROLLED_BACK' && row.previous_version)
+          await this.restoreRelease(row.id, row.previous_version);
+        this.logger.info({ deployment_id: row.id, status }, 'deployment finished');
+        await this.unlock(row);
+      } catch (error) {
+        if (error instanceof LostOwnershipError) this.logger.warn({ deployment_id: row.id }, error.message);
+        else this.logger.error({ err: error, deployment_id: row.id }, 'deployment saga crashed');
+      } finally {
+        this.active.delete(row.id);
+        void this.emitChange(row.id);
+      }
+    })();
+    this.active.set(row.id, { saga, done });
+  }
+
+  /** A queued deployment waits for its environment (or a cancel). */
+  private async waitForLock(row: Row, saga: DeploymentSaga): Promise<void> {
+    for (;;) {
+      const fresh = await this.row(row.id);
+      if (fresh.cancel_requested) {
+        saga.requestCancel();
+        return;
+      }
+      const locked = await this.tryLock(row.project, row.environment, row.id);
+      if (locked.ok) return;
+      await sleep(Math.max(this.pollMs, 500));
+    }
+  }
+
+  private async emitChange(id: string): Promise<void> {
+    if (this.changes.listenerCount('change') === 0) return;
+    try {
+      this.changes.emit('change', this.view(await this.row(id)));
+    } catch {
+      // The row may be gone (a refused submit).
+    }
+  }
+
+  /** Polls the results inbox (woken at once by the local result handler) until the deadline. */
+  private async awaitResult(
+    requestId: string,
+    deadlineAt: number,
+    signal: AbortSignal,
+  ): Promise<{ eventId: string; payload: JsonObject } | undefined> {
+    for (;;) {
+      const found = await this.db
+        .selectFrom('orchestrator_gate_results')
+        .select(['payload', 'event_id'])
+        .where('request_event_id', '=', requestId)
+        .executeTakeFirst();
+      if (found) return { eventId: found.event_id, payload: JSON.parse(found.payload) as JsonObject };
+      if (signal.aborted || Date.now() >= deadlineAt) return undefined;
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.results.off(requestId, wake);
+          signal.removeEventListener('abort', wake);
+          resolve();
+        };
+        const timer = setTimeout(
+          wake,
+          Math.min(Math.max(this.pollMs, 1000), Math.max(1, deadlineAt - Date.now())),
+        );
+        this.results.once(requestId, wake);
+        signal.addEventListener('abort', wake, { once: true });
+      });
+      await this.checkCancel(requestId);
+    }
+  }
+
+  /** Notices a cancel written by another process (the API may run elsewhere). */
+  private async checkCancel(_requestId: string): Promise<void> {
+    for (const [id, { saga }] of this.active) {
+      const row = await this.db
+        .selectFrom('orchestrator_deployments')
+        .select(['cancel_requested', 'cancel_rollback', 'cancelled_by'])
+        .where('id', '=', id)
+        .executeTakeFirst();
+      if (row?.cancel_requested) {
+        saga.cancelledBy = row.cancelled_by ?? undefined;
+        saga.rollbackOnCancel = row.cancel_rollback === 1;
+        saga.requestCancel();
+      }
+    }
+  }
+
+  private async renewLeases(): Promise<void> {
+    if (this.active.size === 0) return;
+    try {
+      await this.db
+        .updateTable('orchestrator_deployments')
+        .set({ lease_until: Date.now() + this.leaseMs })
+        .where('id', 'in', [...this.active.keys()])
+        .where('owner', '=', this.instanceId)
+        .execute();
+      await this.checkCancel('');
+    } catch (error) {
+      this.logger.warn({ err: error }, 'renewing deployment leases failed');
+    }
+  }
+
+  /** Takes over deployments whose owner stopped renewing its lease (crashed or cut off). */
+  private async adoptOrphans(): Promise<void> {
+    if (this.closing) return;
+    try {
+      const now = Date.now();
+      const orphans = await this.db
+        .selectFrom('orchestrator_deployments')
+        .select('id')
+        .where('status', 'in', ['PENDING', 'RUNNING'])
+        .where('lease_until', '<', now)
+        .execute();
+      for (const { id } of orphans) {
+        if (this.active.has(id)) continue;
+        const taken = await this.db
+          .updateTable('orchestrator_deployments')
+          .set({ owner: this.instanceId, lease_until: now + this.leaseMs })
+          .where('id', '=', id)
+          .where('lease_until', '<', now)
+          .where('status', 'in', ['PENDING', 'RUNNING'])
+          .executeTakeFirst();
+        if (Number(taken.numUpdatedRows) !== 1) continue;
+        const row = await this.row(id);
+        this.logger.warn(
+          { deployment_id: id, phase: row.phase },
+          'taking over a deployment whose orchestrator stopped',
+        );
+        try {
+          const plan = this.parseRow(row);
+          const lock = await this.tryLock(row.project, row.environment, id);
+          this.launch(row, plan, lock.ok);
+        } catch (error) {
+          this.logger.error({ err: error, deployment_id: id }, 'cannot resume deployment');
+        }
+      }
+    } catch (error) {
+      this.logger.warn({ err: error }, 'looking for orphaned deployments failed');
+    }
+  }
+
+  private view(row: Row): DeploymentView {
+    const state = JSON.parse(row.state) as SagaState;
+    const gate = (['bake', 'health', 'dependency', 'validation'] as const).find(
+      (g) => state.gates[g] && !state.gates[g]!.completedAt,
+    );
+    const waiting =
+      gate && !FINAL_STATUSES.includes(row.status as DeploymentStatusName) ? state.gates[gate]! : undefined;
+    return {
+      id: row.id,
+      project: row.project,
+      environment: row.environment,
+      version: row.version,
+      previousVersion: row.previous_version ?? undefined,
+      correlationId: row.correlation_id,
+      status: row.status as DeploymentStatusName,
+      phase: row.phase as Phase,
+      triggeredBy: row.triggered_by,
+      reason: state.failure?.reason ?? row.reason ?? undefined,
+      blockedOn:
+        waiting && gate
+          ? { gate, group: GATES[gate].group, since: new Date(waiting.requestedAt).toISOString() }
+          : undefined,
+      state,
+      createdAt: new Date(Number(row.created_at)).toISOString(),
+      updatedAt: new Date(Number(row.updated_at)).toISOString(),
+      finishedAt: row.finished_at ? new Date(Number(row.finished_at)).toISOString() : undefined,
+    };
+  }
+}

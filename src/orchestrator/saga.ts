@@ -1,0 +1,747 @@
+import { type JsonObject, toJson } from '@bufbuild/protobuf';
+import type { Kysely } from 'kysely';
+import { backoffDelay, sleep } from '../bus/backoff.js';
+import type { OutgoingEvent, Publisher } from '../bus/types.js';
+import { describeCause } from '../errors/index.js';
+import { DeploymentStatus, HealthCheckPurpose, resolveEventType, stageEventType } from '../events/index.js';
+import type { Logger } from '../runtime/logging.js';
+import type { Lookup } from '../runtime/references.js';
+import type { Database } from '../store/index.js';
+import {
+  buildDependencySpec,
+  buildHealthSpec,
+  buildValidationSpec,
+  executionWaves,
+  type Plan,
+  type PlanStage,
+  rollbackWavesFor,
+} from './plan/index.js';
+import { deployStage, rollbackStage, StageFailedError, type StageProvider } from './providers/index.js';
+import {
+  type DeploymentStatusName,
+  type FailureState,
+  GATES,
+  type GateName,
+  type Phase,
+  type SagaState,
+  stepEventId,
+} from './state.js';
+
+/** The deployment row fields a saga works with. */
+export interface SagaRecord {
+  id: string;
+  project: string;
+  environment: string;
+  version: string;
+  previousVersion?: string;
+  correlationId: string;
+  triggeredBy: string;
+  status: DeploymentStatusName;
+  phase: Phase;
+  state: SagaState;
+  /** Set for a manual rollback of a finished deployment. */
+  reason?: string;
+}
+
+export interface SagaDeps {
+  db: Kysely<Database>;
+  publisher: Publisher;
+  logger: Logger;
+  /** Resolves `${NAME}` in provider settings (the orchestrator's environment). */
+  env: Lookup;
+  dataDir: string;
+  /** This orchestrator instance; every write checks it still owns the deployment. */
+  owner: string;
+  /** Waits for the result event of a gate request, or resolves undefined at the deadline. */
+  awaitResult(
+    requestId: string,
+    deadlineAt: number,
+    signal: AbortSignal,
+  ): Promise<{ eventId: string; payload: JsonObject } | undefined>;
+  /** How long publishing may keep failing (Redis down) before the deployment fails closed. @defaultValue 30000 */
+  publishRetryMs?: number;
+  /** Replaces the provider of a stage (tests). */
+  providerFor?: (stage: PlanStage) => StageProvider | undefined;
+  /** Called after every state change (progress displays). */
+  onChange?: (record: SagaRecord) => void;
+}
+
+/** The orchestrator lost its lease on the deployment (another instance took over): stop quietly. */
+export class LostOwnershipError extends Error {
+  constructor(id: string) {
+    super(`deployment ${id} is now run by another orchestrator instance`);
+    this.name = 'LostOwnershipError';
+  }
+}
+
+/** The event bus stayed unreachable past the retry budget: the deployment fails closed. */
+class BusUnavailableError extends Error {}
+
+/** A gate or stage failed: carries what the failure event will say. */
+class DeploymentFailure extends Error {
+  constructor(readonly failure: FailureState) {
+    super(failure.reason);
+  }
+}
+
+class Cancelled extends Error {}
+
+const STATUS_NUMBER: Record<string, DeploymentStatus> = {
+  SUCCESS: DeploymentStatus.SUCCESS,
+  FAILURE: DeploymentStatus.FAILURE,
+  ROLLED_BACK: DeploymentStatus.ROLLED_BACK,
+  CANCELLED: DeploymentStatus.CANCELLED,
+};
+
+function enumName(value: unknown, prefix: string): string {
+  return typeof value === 'string' ? value.replace(prefix, '') : String(value ?? '');
+}
+
+/**
+ * Runs one deployment to its end: the durable, event-driven saga. Every step is persisted before
+ * and after it runs and published with a deterministic event id, so a saga resumed by another
+ * orchestrator instance after a crash continues where the first stopped — re-running at most the
+ * step in flight — and never leaves the deployment RUNNING.
+ */
+export class DeploymentSaga {
+  private readonly cancel = new AbortController();
+  private readonly waves: PlanStage[][];
+
+  constructor(
+    private readonly record: SagaRecord,
+    private readonly plan: Plan,
+    private readonly deps: SagaDeps,
+  ) {
+    this.waves = executionWaves(plan).waves;
+  }
+
+  get id(): string {
+    return this.record.id;
+  }
+
+  /** Asks the saga to stop at the next step (the running stage's provider is aborted). */
+  requestCancel(): void {
+    this.cancel.abort(new Cancelled('cancelled'));
+  }
+
+  /** Runs to the end; resolves with the final status (or throws LostOwnershipError). */
+  async run(): Promise<DeploymentStatusName> {
+    const { state } = this.record;
+    try {
+      if (this.record.phase === 'rollback' && state.rollback?.manual) {
+        await this.rollBack();
+        return await this.finish(state.rollback?.status === 'SUCCESS' ? 'ROLLED_BACK' : 'FAILURE');
+      }
+      if (!state.failure) await this.deploy();
+    } catch (error) {
+      if (error instanceof LostOwnershipError) throw error;
+      if (error instanceof BusUnavailableError) return this.failClosed(error.message);
+      if (error instanceof Cancelled || (this.cancel.signal.aborted && error instanceof StageFailedError)) {
+        state.failure = { gate: 'cancel', reason: `cancelled by ${this.cancelledBy ?? 'an operator'}` };
+      } else if (error instanceof DeploymentFailure) {
+        state.failure = error.failure;
+      } else {
+        this.deps.logger.error({ err: error, deployment_id: this.id }, 'deployment saga failed unexpectedly');
+        state.failure = { gate: 'internal', reason: `orchestrator error: ${describeCause(error)}` };
+      }
+      await this.save();
+    }
+    try {
+      if (!state.failure) return await this.finish('SUCCESS');
+      return await this.handleFailure();
+    } catch (error) {
+      if (error instanceof LostOwnershipError) throw error;
+      if (error instanceof BusUnavailableError) return this.failClosed(error.message);
+      throw error;
+    }
+  }
+
+  /** Set by the orchestrator from the row before a cancel. */
+  cancelledBy: string | undefined;
+  /** Set by the orchestrator: roll back the completed stages on cancel. */
+  rollbackOnCancel = false;
+
+  // -------------------------------------------------------------------------------------------
+  // The happy path
+
+  private async deploy(): Promise<void> {
+    const { state } = this.record;
+    if (!state.started) {
+      state.startedAt = Date.now();
+      await this.publish('started', {
+        type: 'deployment:started',
+        data: {
+          deploymentId: this.id,
+          version: this.record.version,
+          environment: this.record.environment,
+          strategy: this.plan.strategy,
+          services: Object.keys(this.plan.services),
+          project: this.record.project,
+          triggeredBy: this.record.triggeredBy,
+          previousVersion: this.record.previousVersion ?? '',
+          stages: this.waves.flat().map((s) => s.name),
+        },
+      });
+      state.started = true;
+      await this.setPhase('validation');
+    }
+    await this.gate('validation');
+    await this.gate('dependency');
+    await this.runStages();
+    await this.gate('health');
+    if (this.plan.health.bakeMs > 0) await this.gate('bake');
+  }
+
+  private gateRequest(gate: GateName, requestId: string, deadlineSeconds: number): OutgoingEvent {
+    const base = { deploymentId: this.id, deadlineSeconds };
+    switch (gate) {
+      case 'validation':
+        return {
+          type: 'validation:started',
+          id: requestId,
+          data: {
+            ...base,
+            version: this.record.version,
+            environment: this.record.environment,
+            spec: buildValidationSpec(this.plan, this.record.version) as unknown as JsonObject,
+          },
+        };
+      case 'dependency':
+        return {
+          type: 'dependency:check:started',
+          id: requestId,
+          data: {
+            ...base,
+            environment: this.record.environment,
+            spec: buildDependencySpec(this.plan) as unknown as JsonObject,
+          },
+        };
+      default:
+        return {
+          type: 'health:check:started',
+          id: requestId,
+          data: {
+            ...base,
+            services: Object.keys(this.plan.services),
+            purpose: gate === 'bake' ? HealthCheckPurpose.BAKE : HealthCheckPurpose.POST_DEPLOY,
+            spec: buildHealthSpec(this.plan, {
+              purpose: gate === 'bake' ? 'bake' : 'post-deploy',
+            }) as unknown as JsonObject,
+          },
+        };
+    }
+  }
+
+  private gateTimeoutMs(gate: GateName): number {
+    if (gate === 'validation') return this.plan.validation.timeoutMs;
+    if (gate === 'dependency') return this.plan.dependencies.timeoutMs;
+    if (gate === 'bake') return this.plan.health.bakeMs + this.plan.health.timeoutMs;
+    return this.plan.health.timeoutMs;
+  }
+
+  /** Publishes a gate's request (once) and waits for its result; throws on a failing verdict. */
+  private async gate(gate: GateName): Promise<void> {
+    const { state } = this.record;
+    const spec = GATES[gate];
+    let current = state.gates[gate];
+    if (current?.verdict) return this.judge(gate);
+    this.throwIfCancelled();
+    await this.setPhase(gate === 'dependency' ? 'dependencies' : gate);
+    if (!current) {
+      const timeoutMs = this.gateTimeoutMs(gate);
+      current = {
+        requestId: stepEventId(this.id, `gate:${gate}`),
+        requestedAt: Date.now(),
+        deadlineAt: Date.now() + timeoutMs,
+      };
+      state.gates[gate] = current;
+      await this.save();
+      await this.publish(
+        `gate:${gate}`,
+        this.gateRequest(gate, current.requestId, Math.ceil(timeoutMs / 1000)),
+      );
+    }
+    const answer = await this.deps.awaitResult(current.requestId, current.deadlineAt, this.cancel.signal);
+    this.throwIfCancelled();
+    const result = answer?.payload;
+    if (answer) this.record.state.cause = answer.eventId;
+    if (!result) {
+      const waited = Math.round((current.deadlineAt - current.requestedAt) / 1000);
+      throw new DeploymentFailure({
+        gate: 'deadline',
+        reason: `${spec.label}: no ${spec.result} from ${spec.group} within ${waited} s — is a ${spec.group} worker running? (materi workers)`,
+      });
+    }
+    current.completedAt = Date.now();
+    current.verdict =
+      gate === 'validation'
+        ? enumName(result.result, 'VALIDATION_RESULT_')
+        : gate === 'dependency'
+          ? enumName(result.result, 'DEPENDENCY_CHECK_RESULT_')
+          : enumName(result.status, 'HEALTH_STATUS_');
+    current.message = summarizeResult(gate, result);
+    const execution = enumName(result.executionStatus, 'EXECUTION_STATUS_');
+    // Keptn's distinction: the checks not running at all is not the same as them failing.
+    if (execution && execution !== 'SUCCEEDED') current.verdict = `ERRORED:${execution}`;
+    else if (result.rollbackRecommended === true) current.verdict = `${current.verdict}:ROLLBACK`;
+    await this.save();
+    this.judge(gate);
+  }
+
+  /** Turns a gate's recorded verdict into go or a failure. */
+  private judge(gate: GateName): void {
+    const current = this.record.state.gates[gate]!;
+    const verdict = current.verdict ?? '';
+    const label = GATES[gate].label;
+    const fail = (reason: string) => {
+      throw new DeploymentFailure({ gate, reason: `${label}: ${reason}`, details: current.message });
+    };
+    if (verdict.startsWith('ERRORED:'))
+      fail(
+        `${GATES[gate].group} could not run its checks (${verdict.slice(8).toLowerCase()}): ${current.message}`,
+      );
+    if (gate === 'validation') {
+      if (verdict === 'FAILED') fail(current.message ?? 'failed');
+      if (verdict === 'WARNINGS') this.warn(`validation passed with warnings: ${current.message}`);
+      return;
+    }
+    if (gate === 'dependency') {
+      if (verdict === 'ALL_UNHEALTHY') fail(current.message ?? 'dependencies unhealthy');
+      if (verdict === 'SOME_DEGRADED')
+        this.warn(`some non-critical dependencies are unhealthy: ${current.message}`);
+      return;
+    }
+    if (verdict.endsWith(':ROLLBACK') || verdict === 'UNHEALTHY') fail(current.message ?? 'unhealthy');
+    if (verdict.startsWith('DEGRADED') || verdict.startsWith('INCONCLUSIVE'))
+      this.warn(`${label}: ${current.message}`);
+  }
+
+  private warn(message: string): void {
+    if (!this.record.state.warnings.includes(message)) this.record.state.warnings.push(message);
+  }
+
+  private async runStages(): Promise<void> {
+    const { state } = this.record;
+    await this.setPhase('stages');
+    for (const wave of this.waves) {
+      this.throwIfCancelled();
+      const todo = wave.filter((s) => state.stages[s.name]?.status !== 'succeeded');
+      const outcomes = await Promise.allSettled(todo.map((stage) => this.runStage(stage)));
+      const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+      if (failed) throw failed.reason;
+    }
+  }
+
+  private async runStage(stage: PlanStage): Promise<void> {
+    const { state } = this.record;
+    const previous = state.stages[stage.name];
+    if (previous?.status === 'running' && previous.attempts >= 2) {
+      throw new DeploymentFailure({
+        gate: 'stage',
+        stage: stage.name,
+        reason: `stage ${stage.name}: interrupted twice by an orchestrator failure; giving up`,
+      });
+    }
+    const attempt = (previous?.attempts ?? 0) + 1;
+    const stageState = {
+      status: 'running' as const,
+      services: stage.services,
+      startedAt: Date.now(),
+      attempts: attempt,
+      artifacts: previous?.artifacts ?? [],
+    };
+    state.stages[stage.name] = stageState;
+    await this.save();
+    const waveCause = state.cause ?? '';
+    const startedId = stepEventId(this.id, `stage:${stage.name}:started:${attempt}`);
+    await this.publish(
+      `stage:${stage.name}:started:${attempt}`,
+      {
+        type: stageEventType(stage.name, 'started'),
+        data: {
+          deploymentId: this.id,
+          stage: stage.name,
+          description: stage.description ?? '',
+          services: stage.services,
+          provider: stage.provider.type,
+        },
+      },
+      waveCause,
+    );
+    let error: StageFailedError | undefined;
+    try {
+      const outcome = await deployStage({
+        stage,
+        deployment: this.deploymentInfo(),
+        signal: this.cancel.signal,
+        logger: this.deps.logger.child({ deployment_id: this.id }),
+        env: this.deps.env,
+        baseDir: this.plan.baseDir,
+        dataDir: this.deps.dataDir,
+        provider: this.deps.providerFor?.(stage),
+        onArtifact: (artifact) => {
+          const list = state.stages[stage.name]!.artifacts;
+          const at = list.findIndex((a) => a.name === artifact.name);
+          if (at >= 0) list[at] = artifact;
+          else list.push(artifact);
+          void this.save().catch(() => {});
+        },
+      });
+      state.stages[stage.name] = {
+        ...state.stages[stage.name]!,
+        artifacts: outcome.artifacts,
+        status: 'succeeded',
+      };
+    } catch (caught) {
+      error = caught instanceof StageFailedError ? caught : undefined;
+      const message = describeCause(caught);
+      state.stages[stage.name] = {
+        ...state.stages[stage.name]!,
+        status: this.cancel.signal.aborted ? 'cancelled' : 'failed',
+        error: message,
+        artifacts: error?.artifacts ?? state.stages[stage.name]!.artifacts,
+      };
+    }
+    const done = state.stages[stage.name]!;
+    done.finishedAt = Date.now();
+    await this.save();
+    await this.publish(
+      `stage:${stage.name}:completed:${attempt}`,
+      {
+        type: stageEventType(stage.name, 'completed'),
+        data: {
+          deploymentId: this.id,
+          stage: stage.name,
+          status:
+            done.status === 'succeeded'
+              ? DeploymentStatus.SUCCESS
+              : done.status === 'cancelled'
+                ? DeploymentStatus.CANCELLED
+                : DeploymentStatus.FAILURE,
+          durationMs: done.finishedAt - done.startedAt,
+          errorMessage: done.error ?? '',
+          artifacts: done.artifacts.map((a) => ({
+            name: a.name,
+            kind: a.kind,
+            value: a.value.slice(0, 8192),
+          })),
+          services: stage.services,
+        },
+      },
+      startedId,
+    );
+    // The next step follows from the last stage that completed.
+    state.cause = stepEventId(this.id, `stage:${stage.name}:completed:${attempt}`);
+    if (done.status === 'cancelled') throw new Cancelled('cancelled');
+    if (done.status === 'failed') {
+      throw new DeploymentFailure({
+        gate: 'stage',
+        stage: stage.name,
+        reason: `stage ${stage.name} failed: ${done.error}`,
+        details: done.error,
+      });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Failure, rollback, the end
+
+  private async handleFailure(): Promise<DeploymentStatusName> {
+    const { state } = this.record;
+    const failure = state.failure!;
+    const cancelled = failure.gate === 'cancel';
+    if (!cancelled && !state.failurePublished) {
+      await this.publish('failed', {
+        type: 'deployment:failed',
+        data: {
+          deploymentId: this.id,
+          reason: failure.reason,
+          failedStage: failure.stage ?? '',
+          errorDetails: failure.details ?? '',
+          failedGate: failure.gate,
+          ...this.context(),
+        },
+      });
+      state.failurePublished = true;
+      await this.save();
+    }
+    const deployed = Object.entries(state.stages)
+      .filter(
+        ([, s]) => s.status === 'succeeded' || s.status === 'rolled_back' || s.status === 'rollback_failed',
+      )
+      .map(([name]) => name);
+    const wantRollback = cancelled ? this.rollbackOnCancel : this.plan.rollback.automatic;
+    if (wantRollback && deployed.length > 0) {
+      state.rollback ??= {
+        reason: failure.reason,
+        stages: rollbackWavesFor(this.plan, deployed)
+          .flat()
+          .map((s) => s.name),
+        startedAt: Date.now(),
+      };
+      await this.rollBack();
+      if (cancelled) return this.finish('CANCELLED');
+      return this.finish(state.rollback.status === 'SUCCESS' ? 'ROLLED_BACK' : 'FAILURE');
+    }
+    if (!cancelled && wantRollback && deployed.length === 0)
+      this.warn('nothing was deployed, so there is nothing to roll back');
+    return this.finish(cancelled ? 'CANCELLED' : 'FAILURE');
+  }
+
+  /** Rolls back the recorded stages in reverse dependency order, publishing initiated/completed. */
+  private async rollBack(): Promise<void> {
+    const { state } = this.record;
+    const rollback = state.rollback!;
+    await this.setPhase('rollback');
+    await this.publish('rollback:initiated', {
+      type: 'rollback:initiated',
+      data: {
+        deploymentId: this.id,
+        previousVersion: this.record.previousVersion ?? '',
+        reason: rollback.reason,
+        stagesToRollback: rollback.stages,
+        ...this.context(),
+      },
+    });
+    if (!this.record.previousVersion) {
+      rollback.status = 'FAILURE';
+      rollback.error = `no earlier successful version of ${this.record.project} in ${this.record.environment} to roll back to`;
+    } else {
+      const errors: string[] = [];
+      for (const wave of rollbackWavesFor(this.plan, rollback.stages)) {
+        await Promise.all(
+          wave.map(async (stage) => {
+            const stageState = state.stages[stage.name]!;
+            if (stageState.status === 'rolled_back') return;
+            try {
+              await rollbackStage({
+                stage,
+                deployment: this.deploymentInfo(),
+                logger: this.deps.logger.child({ deployment_id: this.id }),
+                env: this.deps.env,
+                baseDir: this.plan.baseDir,
+                dataDir: this.deps.dataDir,
+                artifacts: stageState.artifacts,
+                provider: this.deps.providerFor?.(stage),
+              });
+              stageState.status = 'rolled_back';
+            } catch (error) {
+              stageState.status = 'rollback_failed';
+              stageState.rollbackError = describeCause(error);
+              errors.push(`${stage.name}: ${stageState.rollbackError}`);
+            }
+            await this.save();
+          }),
+        );
+      }
+      rollback.status = errors.length === 0 ? 'SUCCESS' : 'FAILURE';
+      if (errors.length > 0) rollback.error = errors.join('; ');
+    }
+    rollback.finishedAt = Date.now();
+    await this.save();
+    const services = rollback.stages.flatMap((name) =>
+      state.stages[name]?.status === 'rolled_back' ? state.stages[name]!.services : [],
+    );
+    await this.publish('rollback:completed', {
+      type: 'rollback:completed',
+      data: {
+        deploymentId: this.id,
+        status: rollback.status === 'SUCCESS' ? DeploymentStatus.SUCCESS : DeploymentStatus.FAILURE,
+        restoredVersion: rollback.status === 'SUCCESS' ? (this.record.previousVersion ?? '') : '',
+        durationMs: rollback.finishedAt - rollback.startedAt,
+        rolledBackServices: services,
+        errorMessage: rollback.error ?? '',
+        ...this.context(),
+      },
+    });
+  }
+
+  private async finish(status: DeploymentStatusName): Promise<DeploymentStatusName> {
+    const { state } = this.record;
+    state.finishedAt ??= Date.now();
+    const stageResults = Object.entries(state.stages).map(([stage, s]) => ({
+      stage,
+      status:
+        s.status === 'succeeded'
+          ? DeploymentStatus.SUCCESS
+          : s.status === 'rolled_back'
+            ? DeploymentStatus.ROLLED_BACK
+            : s.status === 'cancelled'
+              ? DeploymentStatus.CANCELLED
+              : DeploymentStatus.FAILURE,
+      durationMs: (s.finishedAt ?? state.finishedAt!) - s.startedAt,
+      errorMessage: s.error ?? s.rollbackError ?? '',
+      services: s.services,
+      artifacts: s.artifacts.map((a) => ({ name: a.name, kind: a.kind, value: a.value.slice(0, 8192) })),
+      startedAt: timestamp(s.startedAt),
+      finishedAt: timestamp(s.finishedAt ?? state.finishedAt!),
+    }));
+    const gateMs = (g: GateName) => {
+      const gate = state.gates[g];
+      return gate?.completedAt ? gate.completedAt - gate.requestedAt : 0;
+    };
+    const total = state.finishedAt - (state.startedAt ?? state.finishedAt);
+    await this.publish(`completed:${status}`, {
+      type: 'deployment:completed',
+      data: {
+        deploymentId: this.id,
+        status: STATUS_NUMBER[status]!,
+        totalDurationMs: total,
+        stageResults,
+        metrics: {
+          totalDurationMs: total,
+          validationDurationMs: gateMs('validation'),
+          dependencyCheckDurationMs: gateMs('dependency'),
+          stagesDurationMs: stageResults.reduce((n, s) => n + s.durationMs, 0),
+          healthCheckDurationMs: gateMs('health') + gateMs('bake'),
+          stagesTotal: this.waves.flat().length,
+          stagesSucceeded: Object.values(state.stages).filter((s) => s.status === 'succeeded').length,
+          servicesDeployed: status === 'SUCCESS' ? Object.keys(this.plan.services).length : 0,
+          eventsPublished: state.events.length + 1,
+        },
+        version: this.record.version,
+        environment: this.record.environment,
+        project: this.record.project,
+        services: Object.keys(this.plan.services),
+      },
+    });
+    this.record.status = status;
+    this.record.phase = 'done';
+    await this.save(true);
+    return status;
+  }
+
+  /** The bus is gone: record the failure locally (no events can be published) and stop. */
+  private async failClosed(reason: string): Promise<DeploymentStatusName> {
+    const { state } = this.record;
+    state.failure ??= { gate: 'internal', reason };
+    state.warnings.push(`failed closed: ${reason}`);
+    state.finishedAt = Date.now();
+    this.record.status = 'FAILURE';
+    this.record.phase = 'done';
+    this.deps.logger.error(
+      { deployment_id: this.id, reason },
+      'event bus unreachable; deployment failed closed',
+    );
+    await this.save(true);
+    return 'FAILURE';
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Plumbing
+
+  private context() {
+    return {
+      environment: this.record.environment,
+      version: this.record.version,
+      project: this.record.project,
+    };
+  }
+
+  private deploymentInfo() {
+    return {
+      id: this.id,
+      version: this.record.version,
+      previousVersion: this.record.previousVersion,
+      environment: this.record.environment,
+      project: this.record.project,
+    };
+  }
+
+  private throwIfCancelled(): void {
+    if (this.cancel.signal.aborted) throw new Cancelled('cancelled');
+  }
+
+  private async setPhase(phase: Phase): Promise<void> {
+    if (this.record.phase === phase) return;
+    this.record.phase = phase;
+    if (this.record.status === 'PENDING') this.record.status = 'RUNNING';
+    await this.save();
+  }
+
+  /**
+   * Publishes one step's event with its deterministic id. Transient bus failures are retried
+   * with backoff up to the retry budget; then the deployment fails closed.
+   */
+  private async publish(step: string, event: OutgoingEvent, causation?: string): Promise<void> {
+    const id = event.id ?? stepEventId(this.id, step);
+    const budget = this.deps.publishRetryMs ?? 30_000;
+    const started = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const published = await this.deps.publisher.publish({
+          ...event,
+          id,
+          correlationId: this.record.correlationId,
+          causationId: causation ?? this.record.state.cause ?? '',
+        });
+        if (causation === undefined) this.record.state.cause = id;
+        const spec = resolveEventType(event.type);
+        this.record.state.events.push({
+          id,
+          type: event.type,
+          time: published.event.time.toISOString(),
+          data: toJson(spec.schema, published.event.data as never),
+        });
+        await this.save();
+        return;
+      } catch (error) {
+        if (Date.now() - started > budget) {
+          throw new BusUnavailableError(
+            `event bus unreachable for ${Math.round(budget / 1000)} s: ${describeCause(error)}`,
+          );
+        }
+        this.deps.logger.warn(
+          { err: error, deployment_id: this.id, step, attempt },
+          'publishing failed; retrying',
+        );
+        await sleep(backoffDelay(attempt, { baseMs: 200, maxMs: 5000, jitter: 0.2 }));
+      }
+    }
+  }
+
+  /** Writes the row, only while this instance still owns it. */
+  private async save(final = false): Promise<void> {
+    const now = Date.now();
+    const result = await this.deps.db
+      .updateTable('orchestrator_deployments')
+      .set({
+        status: this.record.status,
+        phase: this.record.phase,
+        state: JSON.stringify(this.record.state),
+        updated_at: now,
+        ...(final ? { finished_at: now, owner: null, lease_until: 0 } : {}),
+      })
+      .where('id', '=', this.id)
+      .where('owner', '=', this.deps.owner)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) !== 1) throw new LostOwnershipError(this.id);
+    this.deps.onChange?.(this.record);
+  }
+}
+
+function timestamp(ms: number) {
+  return { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
+}
+
+/** One line describing a gate result: the failing checks, the unhealthy services. */
+function summarizeResult(gate: GateName, result: JsonObject): string {
+  const message = typeof result.message === 'string' && result.message ? result.message : '';
+  if (gate === 'validation') {
+    const checks = (result.checks as JsonObject[] | undefined) ?? [];
+    const bad = checks.filter(
+      (c) => c.status === 'CHECK_STATUS_FAILED' || c.status === 'CHECK_STATUS_WARNING',
+    );
+    if (bad.length > 0) return bad.map((c) => `${c.name}: ${c.message}`).join('; ');
+    return message || `${checks.length} check(s) passed`;
+  }
+  if (gate === 'dependency') {
+    const deps = (result.dependencies as JsonObject[] | undefined) ?? [];
+    const bad = deps.filter((d) => d.healthy !== true);
+    if (bad.length > 0)
+      return bad.map((d) => `${d.name}${d.critical ? ' (critical)' : ''}: ${d.message}`).join('; ');
+    return message || `${deps.length} dependenc${deps.length === 1 ? 'y' : 'ies'} healthy`;
+  }
+  const reason = typeof result.reason === 'string' ? result.reason : '';
+  return reason || message;
+}

@@ -1,0 +1,140 @@
+import { createHash } from 'node:crypto';
+import type { Artifact } from './providers/index.js';
+
+/** Final and running statuses, as in the DeploymentStatus enum of the events. */
+export type DeploymentStatusName =
+  | 'PENDING'
+  | 'RUNNING'
+  | 'SUCCESS'
+  | 'FAILURE'
+  | 'ROLLED_BACK'
+  | 'CANCELLED';
+
+export const FINAL_STATUSES: readonly DeploymentStatusName[] = [
+  'SUCCESS',
+  'FAILURE',
+  'ROLLED_BACK',
+  'CANCELLED',
+];
+
+/** Where a deployment is. */
+export type Phase =
+  | 'queued'
+  | 'validation'
+  | 'dependencies'
+  | 'stages'
+  | 'health'
+  | 'bake'
+  | 'rollback'
+  | 'done';
+
+/** The gates: a request event, a worker group that answers, a result event. */
+export type GateName = 'validation' | 'dependency' | 'health' | 'bake';
+
+export const GATES: Record<GateName, { request: string; result: string; group: string; label: string }> = {
+  validation: {
+    request: 'validation:started',
+    result: 'validation:completed',
+    group: 'printery-validator',
+    label: 'validation gate',
+  },
+  dependency: {
+    request: 'dependency:check:started',
+    result: 'dependency:check:completed',
+    group: 'printery-dependency-checker',
+    label: 'dependency gate',
+  },
+  health: {
+    request: 'health:check:started',
+    result: 'health:check:completed',
+    group: 'printery-health-monitor',
+    label: 'health gate',
+  },
+  bake: {
+    request: 'health:check:started',
+    result: 'health:check:completed',
+    group: 'printery-health-monitor',
+    label: 'bake period',
+  },
+};
+
+export interface GateState {
+  /** Id of the request event; the worker's result names it as its cause. */
+  requestId: string;
+  requestedAt: number;
+  deadlineAt: number;
+  completedAt?: number;
+  /** The verdict as the result event says it, e.g. `PASSED`, `ALL_HEALTHY`, `UNHEALTHY`. */
+  verdict?: string;
+  message?: string;
+}
+
+export interface StageState {
+  status: 'running' | 'succeeded' | 'failed' | 'cancelled' | 'rolled_back' | 'rollback_failed';
+  services: string[];
+  startedAt: number;
+  finishedAt?: number;
+  /** Deploy attempts (a stage interrupted by an orchestrator crash runs once more). */
+  attempts: number;
+  artifacts: Artifact[];
+  error?: string;
+  rollbackError?: string;
+}
+
+/** A published event, kept for progress displays (`materi deploy`) and the final metrics. */
+export interface PublishedRecord {
+  id: string;
+  type: string;
+  time: string;
+  /** The payload in the proto3 JSON mapping (no secrets: specs keep `${NAME}` references). */
+  data: unknown;
+}
+
+export interface FailureState {
+  /** `validation`, `dependency`, `stage`, `health`, `bake`, `deadline`, `cancel`, `internal`. */
+  gate: string;
+  reason: string;
+  stage?: string;
+  details?: string;
+}
+
+export interface RollbackState {
+  reason: string;
+  stages: string[];
+  startedAt: number;
+  finishedAt?: number;
+  status?: 'SUCCESS' | 'FAILURE';
+  error?: string;
+  manual?: boolean;
+}
+
+/** Everything the saga must remember to continue after a crash. Stored as JSON in its row. */
+export interface SagaState {
+  started: boolean;
+  gates: Partial<Record<GateName, GateState>>;
+  stages: Record<string, StageState>;
+  failure?: FailureState;
+  failurePublished?: boolean;
+  rollback?: RollbackState;
+  warnings: string[];
+  events: PublishedRecord[];
+  startedAt?: number;
+  finishedAt?: number;
+  /** Id of the event that led to the current step: the causation id of the next event. */
+  cause?: string;
+}
+
+export function emptyState(): SagaState {
+  return { started: false, gates: {}, stages: {}, warnings: [], events: [] };
+}
+
+/**
+ * A deterministic event id (UUID-shaped) for one step of one deployment. A saga that resumes
+ * after a crash publishes the same step with the same id, so consumers — which deduplicate by
+ * event id — never act on it twice.
+ */
+export function stepEventId(deploymentId: string, step: string): string {
+  const h = createHash('sha256').update(`${deploymentId}\u0000${step}`).digest('hex');
+  const variant = ((Number.parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}

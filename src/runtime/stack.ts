@@ -1,0 +1,326 @@
+import type { FastifyInstance } from 'fastify';
+import { createApiServer } from '../api/index.js';
+import { startHeartbeat } from '../bus/heartbeat.js';
+import { idempotency, logging } from '../bus/middleware/index.js';
+import { type EventBus, openEventBus, type SubscriberTuning } from '../bus/open.js';
+import { Router } from '../bus/router.js';
+import type { Handler, Subscription } from '../bus/types.js';
+import { BusAlertMonitor, startDeadLetterRecorder } from '../dlq/index.js';
+import { Orchestrator, registerOrchestratorRoutes } from '../orchestrator/index.js';
+import { FailedEventStore, openStore, type Store } from '../store/index.js';
+import {
+  createDependencyCheckerHandler,
+  DEPENDENCY_CHECKER_GROUP,
+} from '../workers/dependency-checker/index.js';
+import { createHealthMonitorHandler, HEALTH_MONITOR_GROUP } from '../workers/health-monitor/index.js';
+import {
+  createMemoryNotifierState,
+  createNotifier,
+  createRedisNotifierState,
+  loadNotifierSettings,
+  parseNotifierSettings,
+} from '../workers/notifier/index.js';
+import { createValidatorHandler, VALIDATOR_GROUP } from '../workers/validator/index.js';
+import type { Settings } from './config.js';
+import type { Logger } from './logging.js';
+import { createBusMetrics } from './metrics.js';
+import { collectWorkerStatus } from './worker-status.js';
+
+/** The parts a Materi process can run. `materi up` runs them all; `materi worker <name>` one. */
+export const COMPONENTS = [
+  'orchestrator',
+  'validator',
+  'dependency-checker',
+  'health-monitor',
+  'notifier',
+  'shield',
+] as const;
+export type ComponentName = (typeof COMPONENTS)[number];
+
+/** Consumer groups and default concurrency of the Printery workers (seed defaults). */
+export const WORKER_DEFAULTS = {
+  validator: { group: VALIDATOR_GROUP, concurrency: 1, types: ['validation:started'] },
+  'dependency-checker': {
+    group: DEPENDENCY_CHECKER_GROUP,
+    concurrency: 5,
+    types: ['dependency:check:started'],
+  },
+  'health-monitor': { group: HEALTH_MONITOR_GROUP, concurrency: 10, types: ['health:check:started'] },
+  notifier: { group: 'printery-notifier', concurrency: 5, types: [] as string[] },
+} as const;
+
+export interface StackOptions {
+  settings: Settings;
+  components: readonly ComponentName[];
+  logger: Logger;
+  /** What runs in this process, for heartbeats: `up`, `worker validator`, … */
+  role: string;
+  /** Serve the HTTP API (and dashboard) on this port; 0 picks a free one. */
+  http?: { port: number; host?: string };
+  /** Override a component's concurrency (`--concurrency`). */
+  concurrency?: Partial<Record<ComponentName, number>>;
+  subscriber?: SubscriberTuning;
+  /** Claim idle time of every consumer. @defaultValue 30000 */
+  claimIdleMs?: number;
+  /** Adds routes or handlers (Shield registers here). */
+  extend?: (stack: Stack) => Promise<void>;
+}
+
+/** A running stack: what `materi up` and `materi worker` hold until they stop. */
+export interface Stack {
+  bus: EventBus;
+  store?: Store;
+  orchestrator?: Orchestrator;
+  router: Router;
+  server?: FastifyInstance;
+  /** Base URL of the HTTP server, when serving. */
+  url?: string;
+  metrics: ReturnType<typeof createBusMetrics>;
+  /** Set from `extend` to add routes before the server listens (Shield's API and dashboard). */
+  extendServer?: (server: FastifyInstance) => Promise<void> | void;
+  /** Registers a handler to start with the stack's router (call from `extend`). */
+  addHandler(registration: Parameters<Router['addHandler']>[0]): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the components of one process on the backends the settings select: the event bus,
+ * the store (when a component needs it), the workers' handlers on one router, the orchestrator,
+ * the dead-letter recorder and alerts, heartbeats, and the HTTP server.
+ */
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const { settings, logger, components } = options;
+  const closers: (() => Promise<unknown>)[] = [];
+  const closeAll = async () => {
+    while (closers.length > 0)
+      await closers.pop()!().catch((error) => logger.warn({ err: error }, 'shutdown step failed'));
+  };
+  try {
+    const bus = await openEventBus(settings, {
+      logger,
+      source: `materi/${options.role.replace(/\s+/g, '-')}`,
+      subscriber: options.subscriber,
+    });
+    closers.push(() => bus.close());
+    const needsStore =
+      components.includes('orchestrator') || components.includes('shield') || options.http !== undefined;
+    const store = needsStore
+      ? await openStore({ databaseUrl: settings.databaseUrl, dataDir: settings.dataDir, logger })
+      : undefined;
+    if (store) closers.push(() => store.close());
+    const failedEvents = store ? new FailedEventStore(store.db) : undefined;
+    const metrics = createBusMetrics();
+    metrics.watchGroups(
+      bus.inspector,
+      failedEvents ? async () => new Map(Object.entries(await failedEvents.depth())) : undefined,
+    );
+
+    const router = new Router({
+      subscriber: bus.subscriber,
+      publisher: bus.publisher,
+      logger,
+      observer: metrics.observer,
+      middleware: [
+        logging(),
+        idempotency({ store: bus.idempotency, leaseMs: Math.max(60_000, options.claimIdleMs ?? 30_000) }),
+      ],
+    });
+    const groups: string[] = [];
+    const add = (
+      name: ComponentName,
+      handler: Handler,
+      types: readonly string[],
+      group: string,
+      concurrency: number,
+    ) => {
+      router.addHandler({
+        name,
+        group,
+        types: [...types],
+        handler,
+        concurrency: options.concurrency?.[name] ?? concurrency,
+        claimIdleMs: options.claimIdleMs,
+      });
+      groups.push(group);
+    };
+    if (components.includes('validator')) {
+      const d = WORKER_DEFAULTS.validator;
+      add('validator', createValidatorHandler({ logger }), d.types, d.group, d.concurrency);
+    }
+    if (components.includes('dependency-checker')) {
+      const d = WORKER_DEFAULTS['dependency-checker'];
+      add('dependency-checker', createDependencyCheckerHandler({ logger }), d.types, d.group, d.concurrency);
+    }
+    if (components.includes('health-monitor')) {
+      const d = WORKER_DEFAULTS['health-monitor'];
+      add('health-monitor', createHealthMonitorHandler(), d.types, d.group, d.concurrency);
+    }
+    if (components.includes('notifier')) {
+      // Without a settings file, team status updates go to the local server's inbox (GET /api/inbox).
+      process.env.MATERI_INBOX_URL ??= `${settings.apiUrl}/api/inbox`;
+      const notifierSettings = settings.notifierConfig
+        ? await loadNotifierSettings(settings.notifierConfig)
+        : parseNotifierSettings(
+            {
+              dashboardUrl: settings.apiUrl,
+              channels: { inbox: { type: 'status', webhookUrl: '${MATERI_INBOX_URL}' } },
+              routes: [
+                {
+                  events: ['deployment:started', 'deployment:completed', 'deployment:failed', 'rollback:*'],
+                  channels: ['inbox'],
+                },
+              ],
+            },
+            'default notifier settings',
+          );
+      const state = bus.redis
+        ? createRedisNotifierState({ client: bus.redis, prefix: `${bus.prefix}:notifier` })
+        : createMemoryNotifierState();
+      const notifier = createNotifier({ settings: notifierSettings, state, logger });
+      add(
+        'notifier',
+        notifier.handle,
+        notifier.eventTypes,
+        WORKER_DEFAULTS.notifier.group,
+        WORKER_DEFAULTS.notifier.concurrency,
+      );
+      if (!settings.notifierConfig)
+        logger.info('notifier: no MATERI_NOTIFIER_CONFIG set, so no channels are configured');
+    }
+
+    let orchestrator: Orchestrator | undefined;
+    if (components.includes('orchestrator')) {
+      orchestrator = new Orchestrator({
+        db: store!.db,
+        publisher: bus.publisher,
+        subscriber: bus.subscriber,
+        logger,
+        dataDir: settings.dataDir,
+        observer: metrics.observer,
+        claimIdleMs: options.claimIdleMs,
+      });
+      groups.push('orchestrator');
+    }
+
+    const stack: Stack = {
+      bus,
+      store,
+      orchestrator,
+      router,
+      metrics,
+      addHandler: (registration) => {
+        router.addHandler(registration);
+        groups.push(registration.group);
+      },
+      close: closeAll,
+    };
+    await options.extend?.(stack);
+
+    await router.start();
+    closers.push(() => router.close(10_000));
+    if (orchestrator) {
+      await orchestrator.start();
+      closers.push(() => orchestrator!.close(5000));
+    }
+    const subscriptions: Subscription[] = [];
+    if (failedEvents && store) {
+      subscriptions.push(
+        await startDeadLetterRecorder({
+          subscriber: bus.subscriber,
+          failedEvents,
+          logger,
+          observer: metrics.observer,
+        }),
+      );
+      const alerts = new BusAlertMonitor({
+        inspector: bus.inspector,
+        deadLetterDepth: () => failedEvents.depth(),
+        db: store.db,
+        publisher: bus.publisher,
+        logger,
+      });
+      alerts.start();
+      closers.push(async () => alerts.stop());
+      closers.push(() => Promise.all(subscriptions.map((s) => s.close(2000))));
+    }
+    const stopBeating = startHeartbeat(bus.inspector, {
+      role: options.role,
+      groups: () => [...new Set(groups)],
+    });
+    closers.push(stopBeating);
+
+    if (options.http) {
+      const server = await createApiServer({
+        auth: { apiToken: settings.apiToken, viewerToken: settings.viewerToken },
+        logger,
+        metrics: metrics.registry,
+        info: {
+          bus: `${bus.kind} ${bus.description}`,
+          store: store ? `${store.dialect} ${store.describe()}` : undefined,
+          role: options.role,
+        },
+        health: async () => {
+          await bus.inspector.heartbeats();
+        },
+      });
+      if (orchestrator) registerOrchestratorRoutes(server, orchestrator);
+      if (failedEvents) {
+        server.get(
+          '/api/workers',
+          { schema: { summary: 'Consumer groups, consumers, lag, pending, heartbeats' } },
+          async () => collectWorkerStatus(bus.inspector, failedEvents),
+        );
+      }
+      registerInbox(server, logger);
+      stack.server = server;
+      await stack.extendServer?.(server);
+      await server.listen({ port: options.http.port, host: options.http.host ?? '127.0.0.1' });
+      const address = server.server.address();
+      const port = typeof address === 'object' && address ? address.port : options.http.port;
+      stack.url = `http://${options.http.host ?? '127.0.0.1'}:${port}`;
+      if (!settings.notifierConfig) process.env.MATERI_INBOX_URL = `${stack.url}/api/inbox`;
+      closers.push(() => server.close());
+    }
+    return stack;
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+/**
+ * The local inbox: where the notifier's default `status` channel posts when no settings file is
+ * configured, so a fresh `materi up` shows its notifications (log and `GET /api/inbox`).
+ */
+function registerInbox(server: FastifyInstance, logger: Logger): void {
+  const received: { at: string; text: string }[] = [];
+  server.post(
+    '/api/inbox',
+    {
+      config: { access: 'public' },
+      schema: { summary: 'Receive a status update (Slack-compatible, loopback only)' },
+    },
+    async (request, reply) => {
+      if (!['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(request.ip)) {
+        return reply
+          .status(403)
+          .send({
+            error: {
+              code: 'MATERI_ERR_FORBIDDEN',
+              message: 'the inbox accepts posts from this machine only',
+            },
+          });
+      }
+      const text = String((request.body as { text?: unknown } | undefined)?.text ?? '').slice(0, 2000);
+      received.unshift({ at: new Date().toISOString(), text });
+      received.length = Math.min(received.length, 100);
+      logger.info({ notification: text }, 'status update');
+      return reply.type('text/plain').send('ok');
+    },
+  );
+  server.get(
+    '/api/inbox',
+    { schema: { summary: 'The latest status updates received by the local inbox' } },
+    async () => received,
+  );
+}

@@ -1,0 +1,119 @@
+import type { Kysely } from 'kysely';
+import type { HandlerRegistration } from '../bus/router.js';
+import type { Handler } from '../bus/types.js';
+import { describeCause } from '../errors/index.js';
+import { type Logger, silentLogger } from '../runtime/logging.js';
+import type { Database } from '../store/schema.js';
+import type { LoggedEvent } from './event-log.js';
+import type { UnifiedDeployment } from './record.js';
+import { ShieldStore } from './store/shield-store.js';
+
+/** The consumer group of Shield's projection. */
+export const SHIELD_GROUP = 'shield';
+
+/**
+ * Told about every event logged for the first time, and every record that changed: the record
+ * after the event (undefined for events without a deployment id) and the logged event.
+ */
+export type ShieldChangeListener = (record: UnifiedDeployment | undefined, event: LoggedEvent) => void;
+
+export interface ShieldProjectionOptions {
+  db: Kysely<Database>;
+  logger?: Logger;
+  /** Called after each change is committed (live dashboards subscribe through a {@link ShieldFeed}). */
+  onChange?: ShieldChangeListener;
+  /** @defaultValue the system clock (only `logged_at` uses it) */
+  now?: () => Date;
+}
+
+/**
+ * Shield's projection as a bus handler: logs every event once (by id) and recomputes the record of
+ * its deployment from all of that deployment's logged events, so delivery order and redeliveries
+ * do not matter. Run it on group {@link SHIELD_GROUP} with `types: ['**']`
+ * (see {@link shieldProjectionRegistration}).
+ */
+export function createShieldProjection(options: ShieldProjectionOptions): Handler {
+  const store = new ShieldStore(options.db, { now: options.now });
+  const logger = options.logger ?? silentLogger();
+  return async (event, context) => {
+    const applied = await store.apply(event, {
+      stream: context.delivery.stream,
+      entryId: context.delivery.entryId,
+    });
+    if (!applied.inserted && !applied.changed) return;
+    try {
+      options.onChange?.(applied.record, applied.logged);
+    } catch (error) {
+      logger.warn({ err: describeCause(error), event_id: event.id }, 'shield change listener failed');
+    }
+  };
+}
+
+export interface ShieldRegistrationOptions extends ShieldProjectionOptions {
+  /** Events handled at once by this process. @defaultValue 4 */
+  concurrency?: number;
+  /** See `SubscriptionOptions.maxDeliveries`. @defaultValue 5 */
+  maxDeliveries?: number;
+  /** See `SubscriptionOptions.claimIdleMs`. @defaultValue 30000 */
+  claimIdleMs?: number;
+  /** Retry delays; see `SubscriptionOptions.backoff`. */
+  backoff?: HandlerRegistration['backoff'];
+}
+
+/**
+ * The router registration of the projection: handler `shield`, group `shield`, every event type
+ * (new per-stage streams are discovered), from the beginning of each stream.
+ *
+ * @example
+ * const feed = new ShieldFeed();
+ * router.addHandler(shieldProjectionRegistration({ db: store.db, logger, onChange: feed.publish }));
+ */
+export function shieldProjectionRegistration(options: ShieldRegistrationOptions): HandlerRegistration {
+  const concurrency = options.concurrency ?? 4;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new RangeError(`shield concurrency must be a positive integer, got ${concurrency}`);
+  }
+  return {
+    name: 'shield',
+    group: SHIELD_GROUP,
+    types: ['**'],
+    concurrency,
+    startFrom: 'beginning',
+    ...(options.maxDeliveries === undefined ? {} : { maxDeliveries: options.maxDeliveries }),
+    ...(options.claimIdleMs === undefined ? {} : { claimIdleMs: options.claimIdleMs }),
+    ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
+    handler: createShieldProjection(options),
+  };
+}
+
+/**
+ * The in-process fan-out from the projection to live clients (SSE). Listeners run synchronously
+ * and must not throw; one that throws is logged by the projection and the others still run.
+ */
+export class ShieldFeed {
+  readonly #listeners = new Set<ShieldChangeListener>();
+
+  /** Hands a change to every listener; pass it as the projection's `onChange`. */
+  readonly publish: ShieldChangeListener = (record, event) => {
+    let failure: unknown;
+    for (const listener of this.#listeners) {
+      try {
+        listener(record, event);
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    if (failure !== undefined) throw failure;
+  };
+
+  /** Adds a listener; returns the function that removes it. */
+  subscribe(listener: ShieldChangeListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Listeners now (connected SSE clients). */
+  get size(): number {
+    return this.#listeners.size;
+  }
+}

@@ -1,0 +1,121 @@
+// The Shield dashboard: routes of the page, the live stream, and the views it feeds.
+import { api, openStream } from './api.js';
+import { DeploymentPage } from './deployment.js';
+import { fill, h } from './dom.js';
+import { HistoryPanel } from './history.js';
+import { LivePanel } from './live.js';
+import { OperationsView } from './operations.js';
+
+const view = document.getElementById('view');
+const connection = document.getElementById('connection');
+/** The latest record of every deployment seen, so views opened later start current. */
+const records = new Map();
+let current;
+
+function setConnection(state) {
+  connection.dataset.state = state;
+  connection.textContent = state === 'live' ? 'live' : 'reconnecting…';
+}
+
+class DeploymentsView {
+  constructor() {
+    this.live = new LivePanel();
+    this.history = new HistoryPanel();
+    this.element = h('div', { class: 'deployments' }, this.live.element, this.history.element);
+    for (const record of records.values()) this.live.update(record);
+    this.history.load();
+  }
+
+  destroy() {
+    this.live.destroy();
+  }
+
+  onDeployment(record) {
+    this.live.update(record);
+    this.history.update(record);
+  }
+}
+
+function route() {
+  current?.destroy?.();
+  const path = location.pathname;
+  const match = /^\/deployments\/([^/]+)$/.exec(path);
+  let section = 'deployments';
+  if (match) {
+    current = new DeploymentPage(decodeURIComponent(match[1]));
+  } else if (path === '/operations') {
+    current = new OperationsView();
+    section = 'operations';
+  } else {
+    current = new DeploymentsView();
+  }
+  for (const a of document.querySelectorAll('[data-nav]')) {
+    a.classList.toggle('current', a.dataset.nav === section);
+  }
+  fill(view, current.element);
+  if (path === '/history') document.getElementById('history')?.scrollIntoView();
+}
+
+document.addEventListener('click', (event) => {
+  const anchor = event.target.closest?.('a[data-link]');
+  if (
+    !anchor ||
+    event.defaultPrevented ||
+    event.button !== 0 ||
+    event.metaKey ||
+    event.ctrlKey ||
+    event.shiftKey
+  )
+    return;
+  event.preventDefault();
+  if (anchor.getAttribute('href') !== location.pathname)
+    history.pushState(null, '', anchor.getAttribute('href'));
+  route();
+  window.scrollTo(0, 0);
+});
+window.addEventListener('popstate', route);
+
+async function showNotices() {
+  const notices = document.getElementById('notices');
+  try {
+    const info = await api('/api/info');
+    if (info.auth?.writes === 'loopback') {
+      notices.append(
+        h(
+          'p',
+          { class: 'notice', id: 'loopback-notice' },
+          'writes are open to this machine only: no MATERI_API_TOKEN set',
+        ),
+      );
+    }
+  } catch (error) {
+    notices.append(h('p', { class: 'notice error' }, `Cannot reach the server: ${error.message}`));
+  }
+}
+
+async function start() {
+  await showNotices();
+  // Seed the records, then stream from the log position of that answer: nothing falls in between.
+  let lastEventId;
+  try {
+    const page = await api('/api/deployments?limit=50');
+    for (const record of page.deployments) records.set(record.id, record);
+    lastEventId = page.lastEventId;
+  } catch {
+    // shown by the views when they load
+  }
+  route();
+  openStream({
+    lastEventId,
+    onState: setConnection,
+    onDeployment(record) {
+      records.set(record.id, record);
+      current?.onDeployment?.(record);
+    },
+    onEvent(event) {
+      current?.onEvent?.(event);
+    },
+  });
+}
+
+start();

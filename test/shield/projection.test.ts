@@ -1,0 +1,301 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { HandlerContext } from '../../src/bus/types.js';
+import type { DeploymentEvent } from '../../src/events/envelope.js';
+import { silentLogger } from '../../src/runtime/logging.js';
+import {
+  createShieldProjection,
+  type LoggedEvent,
+  ShieldStore,
+  type UnifiedDeployment,
+} from '../../src/shield/index.js';
+import { openStore, type Store } from '../../src/store/index.js';
+import { BACKENDS, type TestDatabase } from '../store/backends.js';
+import { asDeploymentEvents, deploymentScenario, shuffled } from './fixtures.js';
+
+const logger = silentLogger();
+
+function contextFor(event: DeploymentEvent, n: number): HandlerContext {
+  return {
+    delivery: {
+      stream: `materi:events:deployment:${event.type}`,
+      entryId: `${1_700_000_000_000 + n}-0`,
+      deliveryCount: 1,
+      group: 'shield',
+      consumer: 'shield:test:1:0',
+    },
+    logger,
+    publisher: {
+      publish: async () => {
+        throw new Error('the projection publishes nothing');
+      },
+      publishBatch: async () => {
+        throw new Error('the projection publishes nothing');
+      },
+      close: async () => {},
+    },
+    signal: new AbortController().signal,
+    renewClaim: async () => {},
+  };
+}
+
+describe.each(BACKENDS)('Shield projection on $dialect', (backend) => {
+  let database: TestDatabase;
+  let store: Store;
+  let shield: ShieldStore;
+  let changes: { record: UnifiedDeployment | undefined; event: LoggedEvent }[];
+  let handle: ReturnType<typeof createShieldProjection>;
+
+  beforeAll(async () => {
+    database = await backend.create();
+    store = await openStore({ databaseUrl: database.databaseUrl, dataDir: database.dataDir, logger });
+    shield = new ShieldStore(store.db);
+  });
+  afterAll(async () => {
+    await store.close();
+    await database.drop();
+  });
+  beforeEach(async () => {
+    await shield.clear();
+    changes = [];
+    handle = createShieldProjection({
+      db: store.db,
+      logger,
+      onChange: (record, event) => changes.push({ record, event }),
+    });
+  });
+
+  async function deliver(events: readonly DeploymentEvent[], concurrency = 1): Promise<void> {
+    const queue = events.map((event, i) => ({ event, i }));
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        for (let next = queue.shift(); next; next = queue.shift()) {
+          await handle(next.event, contextFor(next.event, next.i));
+        }
+      }),
+    );
+  }
+
+  for (const outcome of ['success', 'rollback'] as const) {
+    it(`ends with the same ${outcome} record whatever the order, duplicates and concurrency`, async () => {
+      const events = asDeploymentEvents(deploymentScenario({ id: `order-${outcome}`, outcome }));
+      await deliver(events);
+      const inOrder = await shield.getDeployment(`order-${outcome}`);
+      expect(inOrder?.status).toBe(outcome === 'success' ? 'SUCCESS' : 'ROLLED_BACK');
+      expect(inOrder?.eventCount).toBe(events.length);
+
+      for (const seed of [1, 2, 3]) {
+        await shield.clear();
+        // Every event once or twice, shuffled, handled four at a time (as the router does).
+        const duplicated = [...events, ...events.filter((_, i) => (i + seed) % 2 === 0)];
+        await deliver(shuffled(duplicated, seed), 4);
+        expect(await shield.getDeployment(`order-${outcome}`)).toEqual(inOrder);
+        expect(await shield.eventCount()).toBe(events.length);
+      }
+    });
+  }
+
+  it('records gates, stages, health samples, notifications and metrics of a successful deployment', async () => {
+    const events = asDeploymentEvents(deploymentScenario({ id: 'dep-full', services: ['api', 'web'] }));
+    await deliver(events);
+    const record = (await shield.getDeployment('dep-full'))!;
+    expect(record).toMatchObject({
+      id: 'dep-full',
+      project: 'printery',
+      version: 'v1.4.2',
+      environment: 'production',
+      strategy: 'rolling',
+      services: ['api', 'web'],
+      plannedStages: ['build', 'api', 'web'],
+      status: 'SUCCESS',
+      phase: 'done',
+      blockedOn: null,
+      triggeredBy: 'ci:pipeline-42',
+      previousVersion: 'v1.4.1',
+      startedAt: '2026-03-01T10:00:00.000Z',
+      finishedAt: '2026-03-01T10:00:12.100Z',
+      durationMs: 12_100,
+      failure: null,
+      rollback: null,
+      correlationId: events[0]!.correlationId,
+    });
+    expect(record.stages.map((s) => [s.stage, s.status, s.startedAt, s.finishedAt, s.durationMs])).toEqual([
+      ['build', 'SUCCESS', '2026-03-01T10:00:01.000Z', '2026-03-01T10:00:03.000Z', 2000],
+      ['api', 'SUCCESS', '2026-03-01T10:00:03.100Z', '2026-03-01T10:00:05.000Z', 1900],
+      ['web', 'SUCCESS', '2026-03-01T10:00:05.100Z', '2026-03-01T10:00:07.000Z', 1900],
+    ]);
+    expect(record.stages[0]).toMatchObject({
+      description: 'build the images',
+      provider: 'command',
+      artifacts: [{ name: 'log', kind: 'text', value: 'build done' }],
+      error: null,
+    });
+    expect(record.validation).toMatchObject({
+      result: 'PASSED',
+      executionStatus: 'SUCCEEDED',
+      deadlineSeconds: 60,
+      durationMs: 300,
+      requestedAt: '2026-03-01T10:00:00.100Z',
+      completedAt: '2026-03-01T10:00:00.400Z',
+    });
+    expect(record.validation?.checks.map((c) => [c.name, c.status])).toEqual([
+      ['image:api', 'PASSED'],
+      ['env:DATABASE_URL', 'PASSED'],
+    ]);
+    expect(record.dependencies?.dependencies[0]).toMatchObject({
+      name: 'postgres-main',
+      healthy: true,
+      critical: true,
+    });
+    expect(record.health).toMatchObject({
+      purpose: 'POST_DEPLOY',
+      status: 'HEALTHY',
+      rollbackRecommended: false,
+    });
+    expect(record.health?.services.map((s) => [s.service, s.samples.length])).toEqual([
+      ['api', 10],
+      ['web', 10],
+    ]);
+    expect(record.health?.services[0]?.samples[1]).toEqual({
+      offsetMs: 500,
+      latencyMs: 42,
+      ok: true,
+      endpoint: 'ready',
+    });
+    expect(record.notifications).toEqual([
+      expect.objectContaining({ channel: 'slack', target: '#deploys', outcome: 'SENT' }),
+    ]);
+    expect(record.metrics).toMatchObject({ totalDurationMs: 12_100, stagesTotal: 3 });
+  });
+
+  it('records the failure and the rollback of a rolled-back deployment', async () => {
+    await deliver(asDeploymentEvents(deploymentScenario({ id: 'dep-rb', outcome: 'rollback' })));
+    const record = (await shield.getDeployment('dep-rb'))!;
+    expect(record.status).toBe('ROLLED_BACK');
+    expect(record.failure).toEqual({
+      at: '2026-03-01T10:00:12.100Z',
+      reason: 'health gate: api unhealthy',
+      gate: 'health',
+      stage: '',
+      details: 'error rate 0.33 over 0.05',
+    });
+    expect(record.rollback).toEqual({
+      status: 'SUCCESS',
+      initiatedAt: '2026-03-01T10:00:12.200Z',
+      reason: 'health gate: api unhealthy',
+      targetVersion: 'v1.4.1',
+      stages: ['web', 'api', 'build'],
+      completedAt: '2026-03-01T10:00:15.000Z',
+      restoredVersion: 'v1.4.1',
+      durationMs: 2800,
+      rolledBackServices: ['api', 'web'],
+      error: null,
+    });
+    expect(record.stages.map((s) => s.status)).toEqual(['ROLLED_BACK', 'ROLLED_BACK', 'ROLLED_BACK']);
+    expect(record.health).toMatchObject({ status: 'UNHEALTHY', rollbackRecommended: true });
+    expect(record.health?.services.find((s) => s.service === 'api')?.errorRate).toBe(0.33);
+  });
+
+  it('shows the gate a running deployment waits on, and its phase, as events arrive', async () => {
+    const events = asDeploymentEvents(deploymentScenario({ id: 'dep-live' }));
+    const byType = (type: string) => events.find((e) => e.type === type)!;
+    const step = async (type: string) => {
+      await deliver([byType(type)]);
+      return (await shield.getDeployment('dep-live'))!;
+    };
+    expect(await step('deployment:started')).toMatchObject({
+      status: 'PENDING',
+      phase: 'pending',
+      blockedOn: null,
+    });
+    expect(await step('validation:started')).toMatchObject({
+      status: 'RUNNING',
+      phase: 'validation',
+      blockedOn: {
+        gate: 'validation',
+        group: 'printery-validator',
+        since: '2026-03-01T10:00:00.100Z',
+        eventId: byType('validation:started').id,
+      },
+    });
+    expect((await step('validation:completed')).blockedOn).toBeNull();
+    expect((await step('dependency:check:started')).blockedOn?.group).toBe('printery-dependency-checker');
+    await step('dependency:check:completed');
+    const building = await step('deployment:stage:build:started');
+    expect(building.phase).toBe('stage:build');
+    expect(building.stages.map((s) => [s.stage, s.status])).toEqual([
+      ['build', 'RUNNING'],
+      ['api', 'PENDING'],
+      ['web', 'PENDING'],
+    ]);
+    expect((await step('deployment:stage:build:completed')).stages[0]?.status).toBe('SUCCESS');
+    const health = await step('health:check:started');
+    expect(health).toMatchObject({
+      phase: 'health',
+      blockedOn: { gate: 'health', group: 'printery-health-monitor', since: '2026-03-01T10:00:07.100Z' },
+    });
+    const healthy = await step('health:check:completed');
+    expect(healthy.blockedOn).toBeNull();
+    expect(healthy.status).toBe('RUNNING');
+    const done = await step('deployment:completed');
+    expect(done).toMatchObject({ status: 'SUCCESS', phase: 'done', blockedOn: null });
+    // The stages that never reported here take their result from deployment:completed.
+    expect(done.stages.map((s) => s.status)).toEqual(['SUCCESS', 'SUCCESS', 'SUCCESS']);
+  });
+
+  it('keeps the final status when a start event arrives after deployment:completed', async () => {
+    const events = asDeploymentEvents(deploymentScenario({ id: 'dep-late' }));
+    const lateTypes = new Set(['validation:started', 'health:check:started', 'deployment:stage:web:started']);
+    await deliver(events.filter((e) => !lateTypes.has(e.type)));
+    await deliver(events.filter((e) => lateTypes.has(e.type)));
+    const record = (await shield.getDeployment('dep-late'))!;
+    expect(record).toMatchObject({ status: 'SUCCESS', phase: 'done', blockedOn: null });
+    expect(record.stages.find((s) => s.stage === 'web')?.status).toBe('SUCCESS');
+  });
+
+  it('logs events without a deployment id and builds no record for them', async () => {
+    const [alert] = asDeploymentEvents([
+      {
+        type: 'alert:raised',
+        deploymentId: '',
+        data: { alert: 'DeadLetterQueueDepth', group: 'printery-notifier', severity: 'critical', value: 12 },
+      },
+    ]);
+    await deliver([alert!, alert!]);
+    expect(await shield.eventCount()).toBe(1);
+    expect(await shield.loggedDeploymentIds()).toEqual([]);
+    expect(changes).toHaveLength(1);
+    expect(changes[0]).toMatchObject({
+      record: undefined,
+      event: { type: 'alert:raised', deploymentId: '' },
+    });
+    expect(changes[0]?.event.data).toMatchObject({ alert: 'DeadLetterQueueDepth', value: 12 });
+  });
+
+  it('tells listeners once per new event, with the record after it', async () => {
+    const events = asDeploymentEvents(deploymentScenario({ id: 'dep-notify' }));
+    await deliver([...events, ...events]);
+    expect(changes).toHaveLength(events.length);
+    expect(new Set(changes.map((c) => c.event.id)).size).toBe(events.length);
+    expect(changes.map((c) => c.event.seq)).toEqual(
+      [...changes.map((c) => c.event.seq)].sort((a, b) => a - b),
+    );
+    expect(changes.at(-1)?.record?.eventCount).toBe(events.length);
+  });
+
+  it('keeps history per environment and service', async () => {
+    const plans = [
+      { id: 'h-1', environment: 'staging', services: ['api'], start: '2026-03-01T09:00:00Z' },
+      { id: 'h-2', environment: 'production', services: ['api', 'web'], start: '2026-03-01T10:00:00Z' },
+      { id: 'h-3', environment: 'production', services: ['web'], start: '2026-03-01T11:00:00Z' },
+    ];
+    for (const p of plans) {
+      await deliver(asDeploymentEvents(deploymentScenario({ ...p, start: new Date(p.start) })));
+    }
+    const ids = async (filter: Parameters<ShieldStore['listDeployments']>[0]) =>
+      (await shield.listDeployments(filter)).items.map((d) => d.id);
+    expect(await ids({})).toEqual(['h-3', 'h-2', 'h-1']);
+    expect(await ids({ environment: 'production' })).toEqual(['h-3', 'h-2']);
+    expect(await ids({ service: 'api' })).toEqual(['h-2', 'h-1']);
+    expect(await ids({ environment: 'production', service: 'api' })).toEqual(['h-2']);
+  });
+});
