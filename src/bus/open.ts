@@ -1,7 +1,8 @@
-import { BackendUnavailableError } from '../errors/index.js';
+import { BackendUnavailableError, describeCause } from '../errors/index.js';
+import { sleep } from './backoff.js';
 import type { Settings } from '../runtime/config.js';
 import type { Logger } from '../runtime/logging.js';
-import { createRedisClient, describeRedis, type RedisClient } from './redis/connection.js';
+import { createRedisClient, describeRedis, isTransientRedisError, type RedisClient } from './redis/connection.js';
 import { RedisIdempotencyStore } from './redis/idempotency.js';
 import { RedisInspector } from './redis/inspector.js';
 import { RedisPublisher } from './redis/publisher.js';

@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { idempotency } from '../../src/bus/middleware/index.js';
+import { replayStreamKey } from '../../src/bus/redis/subscriber.js';
 import { Router } from '../../src/bus/router.js';
 import { openSqliteBus, SqliteBus, SqliteBusDatabase } from '../../src/bus/sqlite/index.js';
-import type { Handler, SubscriptionObserver } from '../../src/bus/types.js';
+import type { Handler, ReceivedMessage, SubscriptionObserver } from '../../src/bus/types.js';
 import { BackendUnavailableError, UnrecoverableError } from '../../src/errors/index.js';
 import { encodeEntry, fieldsToRecord } from '../../src/events/codec.js';
 import { deadLetterStreamKey, streamKey } from '../../src/events/streams.js';
@@ -112,6 +113,40 @@ describe('embedded bus: storage', () => {
     expect(bus.range(streamKey(prefix, 'deployment:started'), { count: 1, reverse: true })[0]!.entryId).toBe(
       stored[49]!.entryId,
     );
+  });
+
+  it('pages through a stream by entry id, also from ids that do not exist', async () => {
+    const bus = await open();
+    const stream = streamKey(prefix, 'deployment:started');
+    const ids: string[] = [];
+    for (let round = 0; round < 7; round++) {
+      // Other streams' entries interleave, so the stream's seqs have gaps.
+      const published = await bus.publisher.publishBatch([
+        ...Array.from({ length: 9 }, (_, i) => ({
+          type: 'deployment:started',
+          data: { deploymentId: `d-${round}-${i}` },
+        })),
+        { type: 'notification:sent', data: { deploymentId: 'other' } },
+      ]);
+      ids.push(...published.filter((p) => p.stream === stream).map((p) => p.entryId));
+    }
+    const paged: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = bus.range(stream, { count: 10, ...(after === undefined ? {} : { after }) });
+      if (page.length === 0) break;
+      paged.push(...page.map((e) => e.entryId));
+      after = page[page.length - 1]!.entryId;
+    }
+    expect(paged).toEqual(ids);
+    const [ms, n] = ids[20]!.split('-').map(Number) as [number, number];
+    expect(bus.range(stream, { after: `${ms}-${n}`, count: 1 })[0]!.entryId).toBe(ids[21]);
+    expect(bus.range(stream, { after: `${ms - 1}-999999`, count: 1 })[0]!.entryId).toBe(
+      ids.find((id) => Number(id.split('-')[0]) >= ms),
+    );
+    expect(bus.range(stream, { after: '0-0', count: 1 })[0]!.entryId).toBe(ids[0]);
+    expect(bus.range(stream, { after: `${Date.now() + 60_000}-0` })).toEqual([]);
+    expect(() => bus.range(stream, { after: 'yesterday' })).toThrow(/entry id must look like <ms>-<n>/);
   });
 
   it('keeps entry ids increasing within a stream when the clock steps back', async () => {
@@ -387,6 +422,161 @@ describe('embedded bus: groups', () => {
     });
     expect(calls).toBe(2);
     expect(bus.pendingCount(stream, 'atomic')).toBe(0);
+  });
+});
+
+describe('embedded bus: dead letters, replays and inspection', () => {
+  it('lets a dead-letter subscription read the dead-letter streams of every group, old and new', async () => {
+    const bus = await open();
+    const poison: Handler = async () => {
+      throw new UnrecoverableError('bad spec');
+    };
+    await consume(bus, { group: 'early', types: ['validation:started'], handler: poison });
+    await bus.publisher.publish({ type: 'validation:started', data: { deploymentId: 'd-1' } });
+    await eventually(() => bus.range(deadLetterStreamKey(prefix, 'early')).length === 1);
+
+    const recorded: ReceivedMessage[] = [];
+    const recorder = bus.subscriber();
+    await recorder.subscribe(
+      { group: 'recorder', source: 'dead-letters', types: ['*'], concurrency: 2 },
+      async (message) => {
+        recorded.push(message);
+        return { kind: 'ack' };
+      },
+    );
+    cleanups.push(() => recorder.close(0));
+    await consume(bus, { group: 'late', types: ['health:check:started'], handler: poison });
+    await bus.publisher.publish({ type: 'health:check:started', data: { deploymentId: 'd-2' } });
+    await eventually(() => recorded.length === 2);
+    expect(recorded.map((m) => [m.stream, m.fields.group, m.fields.reason]).sort()).toEqual([
+      [deadLetterStreamKey(prefix, 'early'), 'early', 'unrecoverable'],
+      [deadLetterStreamKey(prefix, 'late'), 'late', 'unrecoverable'],
+    ]);
+    expect(
+      bus
+        .streams(prefix)
+        .map((s) => s.deadLetterGroup)
+        .filter(Boolean),
+    ).toEqual(['early', 'late']);
+  });
+
+  it('replays a dead-lettered event to its group only, naming the original entry', async () => {
+    const bus = await open();
+    let broken = true;
+    const handled: string[] = [];
+    const others: string[] = [];
+    await consume(bus, {
+      group: 'fixable',
+      types: ['deployment:started'],
+      handler: async (e) => {
+        if (broken) throw new UnrecoverableError('registry down');
+        handled.push(e.id);
+      },
+    });
+    await consume(bus, {
+      group: 'bystander',
+      types: ['deployment:started'],
+      handler: async (e) => void others.push(e.id),
+    });
+    const { event, entryId } = await bus.publisher.publish({
+      type: 'deployment:started',
+      data: { deploymentId: 'd' },
+    });
+    const [letter] = await eventually(() => {
+      const letters = bus.range(deadLetterStreamKey(prefix, 'fixable'));
+      return letters.length ? letters : undefined;
+    });
+    await eventually(() => others.length === 1);
+    broken = false;
+    const payload = JSON.parse(letter!.fields.payload!) as Record<string, string>;
+    const replayId = await bus.replay('fixable', payload, {
+      stream: letter!.fields.source_stream!,
+      entryId: letter!.fields.entry_id!,
+    });
+    await eventually(() => handled.length === 1);
+    expect(handled).toEqual([event.id]);
+    const [replayed] = bus.range(replayStreamKey(prefix, 'fixable'));
+    expect(replayed).toMatchObject({
+      entryId: replayId,
+      fields: {
+        id: event.id,
+        replay_of_stream: streamKey(prefix, 'deployment:started'),
+        replay_of_entry: entryId,
+      },
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(others).toEqual([event.id]);
+  });
+
+  it('reports groups, consumers and heartbeats in the shape of the Redis inspector', async () => {
+    const bus = await open({ heartbeatIntervalMs: 200 });
+    const stream = streamKey(prefix, 'dependency:check:started');
+    await bus.publisher.publishBatch(
+      Array.from({ length: 3 }, (_, i) => ({
+        type: 'dependency:check:started',
+        data: { deploymentId: `d-${i}` },
+      })),
+    );
+    let calls = 0;
+    await consume(bus, {
+      group: 'checker',
+      types: ['dependency:check:started'],
+      concurrency: 1,
+      handler: async (e, ctx) => {
+        calls++;
+        if (e.deploymentId === 'd-0' && ctx.delivery.deliveryCount === 1) throw new Error('flaky');
+        await never(e, ctx);
+      },
+    });
+    await eventually(() => calls === 2);
+    const started = new Date(Date.now() - 1000);
+    await bus.inspector.beat({
+      host: 'elsewhere',
+      pid: 42,
+      role: 'worker checker',
+      groups: ['checker'],
+      startedAt: started,
+      beatAt: new Date(),
+    });
+    const [group] = await bus.inspector.groups();
+    expect(group).toMatchObject({ group: 'checker', lag: 1, pending: 2, deadLettered: 0 });
+    expect(group!.streams).toEqual([
+      { stream, lag: 1, pending: 2, oldestPendingAgeMs: expect.any(Number) },
+      { stream: replayStreamKey(prefix, 'checker'), lag: 0, pending: 0, oldestPendingAgeMs: null },
+    ]);
+    const states = group!.consumers.map((c) => [c.name.replace(/:\d+:0$/, ':<pid>:0'), c.pending, c.state]);
+    // This process sends no heartbeat here, so its consumer shows as dead; the parked retry as retry.
+    expect(states).toEqual([
+      [expect.stringMatching(/^checker:.+:<pid>:0$/), 1, 'dead'],
+      ['checker@retry', 1, 'retry'],
+    ]);
+    await bus.inspector.beat({
+      host: group!.consumers[0]!.host!,
+      pid: process.pid,
+      role: 'test',
+      groups: ['checker'],
+      startedAt: started,
+      beatAt: new Date(),
+    });
+    expect((await bus.inspector.groups())[0]!.consumers[0]!.state).toBe('alive');
+    expect((await bus.inspector.heartbeats()).map((b) => [b.pid, b.role])).toEqual(
+      expect.arrayContaining([
+        [42, 'worker checker'],
+        [process.pid, 'test'],
+      ]),
+    );
+    await bus.inspector.beat(
+      {
+        host: 'elsewhere',
+        pid: 42,
+        role: 'worker checker',
+        groups: [],
+        startedAt: started,
+        beatAt: new Date(),
+      },
+      true,
+    );
+    expect((await bus.inspector.heartbeats()).map((b) => b.pid)).toEqual([process.pid]);
   });
 });
 

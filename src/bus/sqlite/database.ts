@@ -33,12 +33,18 @@ export interface SqliteBusDatabaseOptions {
   logger?: Logger;
 }
 
-/** An entry to append: stream key and flat fields; `type` registers an event stream for discovery. */
+/** Where a stream is registered for subscribers to discover it. */
+export type StreamRegistration =
+  /** The stream of an event type (the publisher's registry). */
+  | { prefix: string; type: string }
+  /** The dead-letter stream of a consumer group (read by the dead-letter recorder). */
+  | { prefix: string; deadLetterGroup: string };
+
+/** An entry to append: stream key and flat fields, and how to register the stream if it is new. */
 export interface EntryToAppend {
   stream: string;
   fields: Record<string, string>;
-  /** Registers `stream` as the stream of this event type under `prefix` (the publisher's registry). */
-  registry?: { prefix: string; type: string };
+  registry?: StreamRegistration;
 }
 
 /** Where an appended entry went. */
@@ -266,7 +272,7 @@ export class SqliteBusDatabase {
       const known = perStream.get(entry.stream);
       if (known) known.count++;
       else perStream.set(entry.stream, { count: 1, next: 0, ms: 0 });
-      if (entry.registry) this.register(entry.stream, entry.registry.prefix, entry.registry.type, now);
+      if (entry.registry) this.register(entry.stream, entry.registry, now);
     }
     // One UPDATE … RETURNING per stream reserves the ids of the whole batch; the SET expressions all
     // see the old row, so last_n is computed from the old last_ms.
@@ -278,7 +284,7 @@ export class SqliteBusDatabase {
         RETURNING last_ms, last_n`,
     );
     const create = this.statement(
-      'INSERT OR IGNORE INTO bus_streams (stream, prefix, type, last_ms, last_n, created_ms) VALUES (?, NULL, NULL, -1, -1, ?)',
+      'INSERT OR IGNORE INTO bus_streams (stream, last_ms, last_n, created_ms) VALUES (?, -1, -1, ?)',
     );
     for (const [stream, state] of perStream) {
       let row = reserve.get({ now, count: state.count, stream }) as
@@ -308,14 +314,19 @@ export class SqliteBusDatabase {
     return appended;
   }
 
-  private register(stream: string, prefix: string, type: string, now: number): void {
+  private register(stream: string, registration: StreamRegistration, now: number): void {
     if (this.registered.has(stream)) return;
+    const type = 'type' in registration ? registration.type : null;
+    const deadLetterGroup = 'deadLetterGroup' in registration ? registration.deadLetterGroup : null;
     const changes = this.statement(
-      `INSERT INTO bus_streams (stream, prefix, type, last_ms, last_n, created_ms)
-       VALUES (?, ?, ?, -1, -1, ?)
-       ON CONFLICT (stream) DO UPDATE SET prefix = excluded.prefix, type = excluded.type
-       WHERE bus_streams.type IS NULL`,
-    ).run(stream, prefix, type, now).changes;
+      `INSERT INTO bus_streams (stream, prefix, type, dead_letter_group, last_ms, last_n, created_ms)
+       VALUES (?, ?, ?, ?, -1, -1, ?)
+       ON CONFLICT (stream) DO UPDATE SET prefix = excluded.prefix,
+         type = coalesce(bus_streams.type, excluded.type),
+         dead_letter_group = coalesce(bus_streams.dead_letter_group, excluded.dead_letter_group)
+       WHERE (bus_streams.type IS NULL AND excluded.type IS NOT NULL)
+          OR (bus_streams.dead_letter_group IS NULL AND excluded.dead_letter_group IS NOT NULL)`,
+    ).run(stream, registration.prefix, type, deadLetterGroup, now).changes;
     if (changes > 0) this.registryChanged = true;
     this.pendingRegistrations.push(stream);
   }
@@ -348,7 +359,9 @@ export class SqliteBusDatabase {
   }
 
   private countRegistry(): number {
-    return this.scalar('SELECT count(*) FROM bus_streams WHERE type IS NOT NULL').get() as number;
+    return this.scalar(
+      'SELECT count(*) FROM bus_streams WHERE type IS NOT NULL OR dead_letter_group IS NOT NULL',
+    ).get() as number;
   }
 
   /**

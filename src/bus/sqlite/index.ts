@@ -4,7 +4,13 @@
  *
  * @module
  */
-export { type AppendedEntry, SqliteBusDatabase, type SqliteBusDatabaseOptions } from './database.js';
+export {
+  type AppendedEntry,
+  type EntryToAppend,
+  SqliteBusDatabase,
+  type SqliteBusDatabaseOptions,
+  type StreamRegistration,
+} from './database.js';
 export { SqliteIdempotencyStore, type SqliteIdempotencyStoreOptions } from './idempotency.js';
 export type {
   ConsumerInfo,
@@ -14,6 +20,7 @@ export type {
   StoredEntry,
   StreamInfo,
 } from './inspect.js';
+export { SqliteInspector, type SqliteInspectorOptions } from './inspector.js';
 export { openSqliteBus, SqliteBus, type SqliteBusOptions } from './open.js';
 export { SqlitePublisher, type SqlitePublisherOptions } from './publisher.js';
 export { SqliteSubscriber, type SqliteSubscriberOptions } from './subscriber.js';

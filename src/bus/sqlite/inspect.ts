@@ -44,6 +44,8 @@ export interface StreamInfo {
   stream: string;
   /** The event type when a publisher registered the stream (undefined for dead-letter and replay streams). */
   type: string | undefined;
+  /** The group whose dead-letter stream this is (undefined for other streams). */
+  deadLetterGroup: string | undefined;
   length: number;
   /** Id of the newest entry ever appended (`0-0` when none). */
   lastEntryId: string;
@@ -144,34 +146,53 @@ export function readRange(
   return rows.map((r) => ({ ...r, fields: parseFields(r.fields) }));
 }
 
-/** The seq of the last entry of `stream` whose id is at most `entryId` (ids need not exist). */
+/**
+ * The seq of the last entry of `stream` whose id is at most `entryId` (the id need not exist), or 0.
+ * Entry ids increase with seq within a stream, so a binary search over seq finds it in a few
+ * index seeks however long the stream — paging through a stream by id stays linear.
+ */
 function seqAfterId(database: SqliteBusDatabase, stream: string, entryId: string): number {
   const match = /^(\d+)(?:-(\d+))?$/.exec(entryId);
   if (!match) throw new RangeError(`entry id must look like <ms>-<n>, got "${entryId.slice(0, 40)}"`);
-  const ms = Number(match[1]);
-  const n = Number(match[2] ?? 0);
-  // Entry ids increase with seq within a stream, so the newest entry at or before the id is the cut.
-  const seq = database
-    .scalar(
-      `SELECT seq FROM bus_entries
-        WHERE stream = ? AND (created_ms < ? OR (created_ms = ? AND CAST(substr(entry_id, instr(entry_id, '-') + 1) AS INTEGER) <= ?))
-        ORDER BY seq DESC LIMIT 1`,
-    )
-    .get(stream, ms, ms, n) as number | undefined;
-  return seq ?? 0;
+  const target: [number, number] = [Number(match[1]), Number(match[2] ?? 0)];
+  const bounds = database
+    .statement('SELECT min(seq) AS first, max(seq) AS last FROM bus_entries WHERE stream = ?')
+    .get(stream) as { first: number | null; last: number | null };
+  if (bounds.first === null || bounds.last === null) return 0;
+  const atOrAfter = database.statement(
+    'SELECT seq, entry_id FROM bus_entries WHERE stream = ? AND seq >= ? ORDER BY seq LIMIT 1',
+  );
+  const entryFrom = (seq: number) => {
+    const row = atOrAfter.get(stream, seq) as { seq: number; entry_id: string };
+    const [ms = '0', n = '0'] = row.entry_id.split('-');
+    const newer = Number(ms) - target[0] || Number(n) - target[1];
+    return { seq: row.seq, newer: newer > 0 };
+  };
+  if (!entryFrom(bounds.last).newer) return bounds.last;
+  // Smallest s whose first entry at or after s is newer than the id; every entry before it is not.
+  let lo = bounds.first;
+  let hi = bounds.last;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    const entry = entryFrom(mid);
+    if (entry.newer) hi = mid;
+    else lo = entry.seq + 1;
+  }
+  return entryFrom(lo).seq - 1;
 }
 
-/** Streams in the file, optionally only the event streams registered under a prefix. */
+/** Streams in the file, optionally only those registered under a prefix (event and dead-letter streams). */
 export function streamInfo(database: SqliteBusDatabase, prefix?: string): StreamInfo[] {
   const rows = database
     .statement(
-      `SELECT s.stream, s.type, s.last_ms AS lastMs, s.last_n AS lastN,
+      `SELECT s.stream, s.type, s.dead_letter_group AS deadLetterGroup, s.last_ms AS lastMs, s.last_n AS lastN,
               (SELECT count(*) FROM bus_entries e WHERE e.stream = s.stream) AS length
          FROM bus_streams s WHERE (@prefix IS NULL OR s.prefix = @prefix) ORDER BY s.stream`,
     )
     .all({ prefix: prefix ?? null }) as {
     stream: string;
     type: string | null;
+    deadLetterGroup: string | null;
     lastMs: number;
     lastN: number;
     length: number;
@@ -179,6 +200,7 @@ export function streamInfo(database: SqliteBusDatabase, prefix?: string): Stream
   return rows.map((r) => ({
     stream: r.stream,
     type: r.type ?? undefined,
+    deadLetterGroup: r.deadLetterGroup ?? undefined,
     length: r.length,
     lastEntryId: r.lastMs < 0 ? '0-0' : `${r.lastMs}-${r.lastN}`,
   }));

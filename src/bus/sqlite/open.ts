@@ -1,6 +1,7 @@
 import type { ContentType } from '../../events/envelope.js';
 import { DEFAULT_STREAM_PREFIX } from '../../events/streams.js';
 import { type Logger, silentLogger } from '../../runtime/logging.js';
+import { replayStreamKey } from '../redis/subscriber.js';
 import type { TrimOptions, TrimResult } from '../types.js';
 import { SqliteBusDatabase, type SqliteBusDatabaseOptions } from './database.js';
 import { SqliteIdempotencyStore } from './idempotency.js';
@@ -19,6 +20,7 @@ import {
   streamInfo,
   trimStream,
 } from './inspect.js';
+import { SqliteInspector } from './inspector.js';
 import { SqlitePublisher } from './publisher.js';
 import { SqliteSubscriber, type SqliteSubscriberOptions } from './subscriber.js';
 
@@ -33,6 +35,8 @@ export interface SqliteBusOptions extends SqliteBusDatabaseOptions {
   logger?: Logger;
   /** How long the idempotency store remembers a handled event id. @defaultValue 7 days */
   idempotencyWindowMs?: number;
+  /** How often processes beat (see `startHeartbeat`); a consumer is dead after 3 missed beats. @defaultValue 5000 */
+  heartbeatIntervalMs?: number;
   /** Defaults of the subscribers made by {@link SqliteBus.subscriber}. */
   subscriber?: Omit<SqliteSubscriberOptions, 'database' | 'prefix' | 'logger'>;
 }
@@ -48,6 +52,8 @@ export class SqliteBus {
   readonly database: SqliteBusDatabase;
   readonly publisher: SqlitePublisher;
   readonly idempotency: SqliteIdempotencyStore;
+  /** Group, consumer and heartbeat state for `materi workers`, alerts and metrics. */
+  readonly inspector: SqliteInspector;
   private readonly logger: Logger;
   private readonly subscriberDefaults: SqliteBusOptions['subscriber'];
   private readonly subscribers = new Set<SqliteSubscriber>();
@@ -66,6 +72,11 @@ export class SqliteBus {
       logger: this.logger,
     });
     this.idempotency = new SqliteIdempotencyStore({ database, windowMs: options.idempotencyWindowMs });
+    this.inspector = new SqliteInspector({
+      database,
+      prefix: this.prefix,
+      heartbeatIntervalMs: options.heartbeatIntervalMs,
+    });
   }
 
   /** The file, safe to log. */
@@ -129,6 +140,23 @@ export class SqliteBus {
       this.database.immediate(() => this.database.append([{ stream, fields }])),
     );
     return appended!.entryId;
+  }
+
+  /**
+   * Delivers a dead-lettered entry again to one group only: appends it to the group's replay stream
+   * (`<prefix>:replay:<group>`), naming the original, as a new entry whose deliveries start from one.
+   * Resolves with the new entry id.
+   */
+  replay(
+    group: string,
+    fields: Record<string, string>,
+    original: { stream: string; entryId: string },
+  ): Promise<string> {
+    return this.append(replayStreamKey(this.prefix, group), {
+      ...fields,
+      replay_of_stream: original.stream,
+      replay_of_entry: original.entryId,
+    });
   }
 
   /** Trims any stream without removing entries a group has not acknowledged. */

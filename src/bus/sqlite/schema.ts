@@ -28,12 +28,14 @@ CREATE TABLE IF NOT EXISTS bus_entries (
 );
 CREATE INDEX IF NOT EXISTS bus_entries_by_stream ON bus_entries (stream, seq);
 
--- Every stream that has entries, with the last entry id handed out. prefix/type are set for the
--- event streams a publisher created: that is the registry subscribers discover new streams in.
+-- Every stream that has entries, with the last entry id handed out. The registries subscribers
+-- discover new streams in: \`type\` is set for the event streams a publisher created,
+-- \`dead_letter_group\` for the dead-letter streams of consumer groups (both under \`prefix\`).
 CREATE TABLE IF NOT EXISTS bus_streams (
   stream TEXT PRIMARY KEY,
   prefix TEXT,
   type TEXT,
+  dead_letter_group TEXT,
   last_ms INTEGER NOT NULL,
   last_n INTEGER NOT NULL,
   created_ms INTEGER NOT NULL
@@ -73,6 +75,15 @@ CREATE TABLE IF NOT EXISTS bus_consumers (
 
 -- No index on expires_ms: two marker writes per handled event are the hot path; expired markers are
 -- found by walking the primary key in chunks, once a minute.
+-- Process heartbeats, for telling live consumers from dead ones (\`materi workers\`).
+CREATE TABLE IF NOT EXISTS bus_heartbeats (
+  process TEXT NOT NULL,
+  prefix TEXT NOT NULL,
+  heartbeat TEXT NOT NULL,
+  beat_ms INTEGER NOT NULL,
+  PRIMARY KEY (process, prefix)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS bus_idempotency (
   group_name TEXT NOT NULL,
   event_id TEXT NOT NULL,

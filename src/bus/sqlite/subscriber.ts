@@ -228,8 +228,8 @@ class SqliteSubscription implements Subscription {
     const from = this.options.startFrom === 'latest' ? 'latest' : 'beginning';
     this.database.immediate(() => {
       this.ensureGroup(replayStreamKey(this.prefix, this.group), 'beginning');
-      for (const type of this.options.types) {
-        if (!type.includes('*')) this.ensureGroup(streamKey(this.prefix, type), from);
+      for (const name of this.options.types) {
+        if (!name.includes('*')) this.ensureGroup(this.keyOf(name), from);
       }
     });
     this.discover(from);
@@ -713,7 +713,9 @@ class SqliteSubscription implements Subscription {
     const moved = await this.database.write(() =>
       this.database.immediate(() => {
         if (remove.run(this.group, seq, this.consumer).changes === 0) return false;
-        this.database.append([{ stream: this.dlqStream, fields }]);
+        this.database.append([
+          { stream: this.dlqStream, fields, registry: { prefix: this.prefix, deadLetterGroup: this.group } },
+        ]);
         return true;
       }),
     );
@@ -784,18 +786,32 @@ class SqliteSubscription implements Subscription {
     }
   }
 
-  /** Adds the streams of newly published types (e.g. a stage that appeared) that match. */
+  /** Stream key of a subscribed name: an event type, or a group for dead-letter subscriptions. */
+  private keyOf(name: string): string {
+    return this.options.source === 'dead-letters'
+      ? deadLetterStreamKey(this.prefix, name)
+      : streamKey(this.prefix, name);
+  }
+
+  /**
+   * Adds the streams that appeared since and match: of newly published types (e.g. a stage), or,
+   * for a dead-letter subscription, of groups that dead-lettered for the first time.
+   */
   private discover(from: 'beginning' | 'latest'): void {
     this.lastDiscovery = Date.now();
     this.seenRegistryVersion = this.database.registryVersion;
     if (this.patterns.length === 0) return;
-    const types = this.database
-      .scalar('SELECT type FROM bus_streams WHERE prefix = ? AND type IS NOT NULL')
+    const names = this.database
+      .scalar(
+        this.options.source === 'dead-letters'
+          ? 'SELECT dead_letter_group FROM bus_streams WHERE prefix = ? AND dead_letter_group IS NOT NULL'
+          : 'SELECT type FROM bus_streams WHERE prefix = ? AND type IS NOT NULL',
+      )
       .all(this.prefix) as string[];
-    const fresh = types
-      .map((type) => ({ type, key: streamKey(this.prefix, type) }))
+    const fresh = names
+      .map((name) => ({ name, key: this.keyOf(name) }))
       .filter(
-        ({ type, key }) => !this.streams.has(key) && this.patterns.some((p) => matchesEventPattern(p, type)),
+        ({ name, key }) => !this.streams.has(key) && this.patterns.some((p) => matchesEventPattern(p, name)),
       );
     if (fresh.length === 0) return;
     this.database.immediate(() => {
