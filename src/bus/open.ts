@@ -1,12 +1,19 @@
+import { join } from 'node:path';
 import { BackendUnavailableError, describeCause } from '../errors/index.js';
-import { sleep } from './backoff.js';
 import type { Settings } from '../runtime/config.js';
 import type { Logger } from '../runtime/logging.js';
-import { createRedisClient, describeRedis, isTransientRedisError, type RedisClient } from './redis/connection.js';
+import { sleep } from './backoff.js';
+import {
+  createRedisClient,
+  describeRedis,
+  isTransientRedisError,
+  type RedisClient,
+} from './redis/connection.js';
 import { RedisIdempotencyStore } from './redis/idempotency.js';
 import { RedisInspector } from './redis/inspector.js';
 import { RedisPublisher } from './redis/publisher.js';
 import { RedisSubscriber, replayStreamKey } from './redis/subscriber.js';
+import { openSqliteBus, type SqliteBus } from './sqlite/index.js';
 import type {
   BusInspector,
   IdempotencyStore,
@@ -40,6 +47,8 @@ export interface EventBus {
   ): Promise<string>;
   /** The Redis command connection, when the backend is Redis (for inspection commands). */
   redis?: RedisClient;
+  /** The SQLite bus, when the backend is embedded (for reading streams directly). */
+  embedded?: SqliteBus;
   close(): Promise<void>;
 }
 
@@ -59,23 +68,63 @@ export interface OpenBusOptions {
   heartbeatIntervalMs?: number;
 }
 
+/** The embedded bus: a SQLite file `bus.db` under the data dir, shared by the processes of one machine. */
+async function openEmbeddedBus(settings: Settings, options: OpenBusOptions): Promise<EventBus> {
+  const bus = await openSqliteBus(join(settings.dataDir, 'bus.db'), {
+    prefix: settings.streamPrefix,
+    source: options.source,
+    logger: options.logger,
+    heartbeatIntervalMs: options.heartbeatIntervalMs,
+    subscriber: {
+      scanIntervalMs: options.subscriber?.scanIntervalMs,
+      discoveryIntervalMs: options.subscriber?.discoveryIntervalMs,
+    },
+  });
+  const subscriber = bus.subscriber();
+  return {
+    kind: 'embedded',
+    description: bus.describe(),
+    prefix: bus.prefix,
+    publisher: bus.publisher,
+    subscriber,
+    idempotency: bus.idempotency,
+    inspector: bus.inspector,
+    trim: (type, trimOptions) => bus.publisher.trim(type, trimOptions),
+    replay: (group, fields, original) => bus.replay(group, fields, original),
+    embedded: bus,
+    async close() {
+      await subscriber.close(0);
+      await bus.close(0);
+    },
+  };
+}
+
 /**
- * Opens the event bus the settings select: Redis Streams when `MATERI_REDIS_URL` is set.
+ * Opens the event bus the settings select: Redis Streams when `MATERI_REDIS_URL` is set, else the
+ * embedded SQLite bus under `MATERI_DATA_DIR`.
  * Checks the connection before returning so callers fail fast with a clear message.
  */
 export async function openEventBus(settings: Settings, options: OpenBusOptions): Promise<EventBus> {
-  // Until the embedded backend exists, an unset MATERI_REDIS_URL means the local Redis.
-  const url = settings.redisUrl ?? 'redis://127.0.0.1:6379';
+  if (!settings.redisUrl) return openEmbeddedBus(settings, options);
+  const url = settings.redisUrl;
   const connection = { url, cluster: settings.redisCluster, connectionName: `materi:${options.source}` };
   const redis = createRedisClient(connection);
   const description = describeRedis(connection);
-  try {
-    await redis.ping();
-  } catch (cause) {
-    redis.disconnect();
-    throw new BackendUnavailableError(`cannot reach Redis at ${description}: ${(cause as Error).message}`, {
-      cause,
-    });
+  // A few tries over a few seconds: a Redis that is restarting or briefly overloaded is not "down".
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await redis.ping();
+      break;
+    } catch (cause) {
+      if (attempt < 3 && isTransientRedisError(cause) && !/ECONNREFUSED/.test(describeCause(cause))) {
+        await sleep(500 * attempt);
+        continue;
+      }
+      redis.disconnect();
+      throw new BackendUnavailableError(`cannot reach Redis at ${description}: ${describeCause(cause)}`, {
+        cause,
+      });
+    }
   }
   // Idempotency markers are many tiny commands: their own auto-pipelined connection.
   const markers = createRedisClient({

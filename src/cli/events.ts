@@ -1,5 +1,6 @@
 import { toJson } from '@bufbuild/protobuf';
 import type { Command } from 'commander';
+import { sleep } from '../bus/backoff.js';
 import { openEventBus } from '../bus/open.js';
 import { BadInputError } from '../errors/index.js';
 import {
@@ -8,11 +9,10 @@ import {
   matchesEventPattern,
   parsePayloadJson,
   resolveEventType,
-  streamKey,
-  streamRegistryKey,
 } from '../events/index.js';
 import { loadSettings } from '../runtime/config.js';
 import { createLogger } from '../runtime/logging.js';
+import { streamReaderFor } from '../shield/stream-reader.js';
 import { announceBackend, collect } from './shared.js';
 
 export function registerEventsCommands(program: Command): void {
@@ -82,47 +82,33 @@ export function registerEventsCommands(program: Command): void {
         const logger = createLogger({ name: 'cli', level: settings.logLevel });
         const bus = await openEventBus(settings, { logger, source: 'materi/cli' });
         announceBackend(bus);
-        const redis = bus.redis!;
-        const reader = redis.duplicate();
+        const reader = streamReaderFor(bus);
         const stop = new AbortController();
         const onSignal = () => stop.abort();
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
-        const positions = new Map<string, string>();
-        const start = options.fromStart ? '0-0' : `${Date.now()}-0`;
+        // Position per type: the last entry printed (from the start, or from now).
+        const positions = new Map<string, string | undefined>();
+        const startAt = options.fromStart ? undefined : `${Date.now()}-0`;
         let printed = 0;
         try {
           while (!stop.signal.aborted) {
-            const types = (await redis.smembers(streamRegistryKey(bus.prefix))).filter(
+            const types = (await reader.types()).filter(
               (t) => options.type.length === 0 || options.type.some((p) => matchesEventPattern(p, t)),
             );
-            for (const t of types)
-              if (!positions.has(streamKey(bus.prefix, t))) positions.set(streamKey(bus.prefix, t), start);
-            if (positions.size === 0) {
-              await new Promise((r) => setTimeout(r, 500));
-              continue;
-            }
-            const keys = [...positions.keys()];
-            const reply = (await reader.xread(
-              'COUNT',
-              500,
-              'BLOCK',
-              1000,
-              'STREAMS',
-              ...keys,
-              ...keys.map((k) => positions.get(k)!),
-            )) as [string, [string, string[]][]][] | null;
+            for (const t of types) if (!positions.has(t)) positions.set(t, startAt);
             const batch: { event: DeploymentEvent; stream: string; entryId: string }[] = [];
-            for (const [stream, entries] of reply ?? []) {
-              for (const [entryId, fields] of entries) {
-                positions.set(stream, entryId);
+            for (const [type, after] of positions) {
+              for (const entry of await reader.read(type, after, 500)) {
+                positions.set(type, entry.entryId);
                 try {
-                  const event = decodeEntry(fields);
-                  if (!options.correlationId || event.correlationId === options.correlationId)
-                    batch.push({ event, stream, entryId });
+                  const event = decodeEntry(entry.fields);
+                  if (!options.correlationId || event.correlationId === options.correlationId) {
+                    batch.push({ event, stream: entry.stream, entryId: entry.entryId });
+                  }
                 } catch (error) {
                   process.stderr.write(
-                    `materi: skipping ${stream} ${entryId}: ${(error as Error).message}\n`,
+                    `materi: skipping ${entry.stream} ${entry.entryId}: ${(error as Error).message}\n`,
                   );
                 }
               }
@@ -135,11 +121,11 @@ export function registerEventsCommands(program: Command): void {
               if (options.limit !== undefined && ++printed >= options.limit) stop.abort();
               if (stop.signal.aborted) break;
             }
+            if (batch.length === 0) await sleep(200, stop.signal);
           }
         } finally {
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
-          reader.disconnect();
           await bus.close();
         }
       },
