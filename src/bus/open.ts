@@ -107,7 +107,12 @@ async function openEmbeddedBus(settings: Settings, options: OpenBusOptions): Pro
 export async function openEventBus(settings: Settings, options: OpenBusOptions): Promise<EventBus> {
   if (!settings.redisUrl) return openEmbeddedBus(settings, options);
   const url = settings.redisUrl;
-  const connection = { url, cluster: settings.redisCluster, connectionName: `materi:${options.source}` };
+  // The prefix in the name lets an operator (or a test) find one installation's connections in CLIENT LIST.
+  const connection = {
+    url,
+    cluster: settings.redisCluster,
+    connectionName: `materi:${options.source}:${settings.streamPrefix}`,
+  };
   const redis = createRedisClient(connection);
   const description = describeRedis(connection);
   // A few tries over a few seconds: a Redis that is restarting or briefly overloaded is not "down".
@@ -130,7 +135,7 @@ export async function openEventBus(settings: Settings, options: OpenBusOptions):
   const markers = createRedisClient({
     ...connection,
     autoPipelining: true,
-    connectionName: `materi:${options.source}:markers`,
+    connectionName: `materi:${options.source}:${settings.streamPrefix}:markers`,
   });
   const prefix = settings.streamPrefix;
   const publisher = new RedisPublisher({

@@ -90,6 +90,7 @@ export interface Stack {
  */
 export async function startStack(options: StackOptions): Promise<Stack> {
   const { settings, logger, components } = options;
+  const claimIdleMs = options.claimIdleMs ?? settings.claimIdleMs;
   const closers: (() => Promise<unknown>)[] = [];
   const closeAll = async () => {
     while (closers.length > 0)
@@ -122,7 +123,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       observer: metrics.observer,
       middleware: [
         logging(),
-        idempotency({ store: bus.idempotency, leaseMs: Math.max(60_000, options.claimIdleMs ?? 30_000) }),
+        idempotency({ store: bus.idempotency, leaseMs: Math.max(2 * claimIdleMs, 5000) }),
       ],
     });
     const groups: string[] = [];
@@ -139,7 +140,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         types: [...types],
         handler,
         concurrency: options.concurrency?.[name] ?? concurrency,
-        claimIdleMs: options.claimIdleMs,
+        claimIdleMs,
       });
       groups.push(group);
     };
@@ -197,7 +198,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         logger,
         dataDir: settings.dataDir,
         observer: metrics.observer,
-        claimIdleMs: options.claimIdleMs,
+        claimIdleMs,
+        leaseMs: settings.leaseMs,
       });
       groups.push('orchestrator');
     }
@@ -302,14 +304,12 @@ function registerInbox(server: FastifyInstance, logger: Logger): void {
     },
     async (request, reply) => {
       if (!['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(request.ip)) {
-        return reply
-          .status(403)
-          .send({
-            error: {
-              code: 'MATERI_ERR_FORBIDDEN',
-              message: 'the inbox accepts posts from this machine only',
-            },
-          });
+        return reply.status(403).send({
+          error: {
+            code: 'MATERI_ERR_FORBIDDEN',
+            message: 'the inbox accepts posts from this machine only',
+          },
+        });
       }
       const text = String((request.body as { text?: unknown } | undefined)?.text ?? '').slice(0, 2000);
       received.unshift({ at: new Date().toISOString(), text });
