@@ -8,6 +8,9 @@ import type { LoggedEvent } from './event-log.js';
 import type { UnifiedDeployment } from './record.js';
 import { ShieldStore } from './store/shield-store.js';
 
+/** Deployments whose latest told record size is remembered (the oldest are forgotten first). */
+const TOLD_LIMIT = 10_000;
+
 /** The consumer group of Shield's projection. */
 export const SHIELD_GROUP = 'shield';
 
@@ -35,14 +38,26 @@ export interface ShieldProjectionOptions {
 export function createShieldProjection(options: ShieldProjectionOptions): Handler {
   const store = new ShieldStore(options.db, { now: options.now });
   const logger = options.logger ?? silentLogger();
+  // Handlers run concurrently, so two records of one deployment can finish in the other order
+  // than they were committed. Records only grow (each recompute sees a superset of the events
+  // before it), so a record with fewer events than one already told is stale: tell the stored one.
+  const told = new Map<string, number>();
   return async (event, context) => {
     const applied = await store.apply(event, {
       stream: context.delivery.stream,
       entryId: context.delivery.entryId,
     });
     if (!applied.inserted && !applied.changed) return;
+    let record = applied.record;
+    if (record) {
+      const latest = told.get(record.id) ?? 0;
+      if (record.eventCount < latest) record = (await store.getDeployment(record.id)) ?? record;
+      told.delete(record.id);
+      told.set(record.id, Math.max(latest, record.eventCount));
+      if (told.size > TOLD_LIMIT) told.delete(told.keys().next().value!);
+    }
     try {
-      options.onChange?.(applied.record, applied.logged);
+      options.onChange?.(record, applied.logged);
     } catch (error) {
       logger.warn({ err: describeCause(error), event_id: event.id }, 'shield change listener failed');
     }

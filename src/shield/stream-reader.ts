@@ -42,10 +42,7 @@ export function redisStreamReader(redis: RedisClient, prefix: string): EventStre
   };
 }
 
-/**
- * What an embedded (SQLite) bus offers for reading its streams — `SqliteBus` has both methods.
- * Structural, so Shield needs no import of the backend.
- */
+/** What the embedded (SQLite) bus offers for reading its streams (`SqliteBus` has both methods). */
 export interface EmbeddedStreams {
   prefix: string;
   streams(prefix?: string): { stream: string; type: string | undefined }[];
@@ -74,20 +71,14 @@ export function embeddedStreamReader(bus: EmbeddedStreams): EventStreamReader {
   };
 }
 
-function isEmbeddedStreams(value: unknown): value is EmbeddedStreams {
-  const candidate = value as Partial<EmbeddedStreams> | undefined;
-  return typeof candidate?.streams === 'function' && typeof candidate.range === 'function';
-}
-
 /**
- * The stream reader of an open bus: Redis through its command connection; an embedded bus when it
- * exposes `streams()` and `range()` (itself or as `bus.embedded`). Throws {@link ConfigError} otherwise.
+ * The stream reader of an open bus: Redis through its command connection, the embedded bus
+ * through its SQLite file (`bus.embedded`). Throws {@link ConfigError} when the bus has neither.
  */
-export function streamReaderFor(bus: Pick<EventBus, 'kind' | 'prefix' | 'redis'>): EventStreamReader {
+export function streamReaderFor(
+  bus: Pick<EventBus, 'kind' | 'prefix' | 'redis' | 'embedded'>,
+): EventStreamReader {
   if (bus.redis) return redisStreamReader(bus.redis, bus.prefix);
-  const embedded = (bus as { embedded?: unknown }).embedded ?? bus;
-  if (isEmbeddedStreams(embedded)) return embeddedStreamReader(embedded);
-  throw new ConfigError(
-    `shield rebuild: the ${bus.kind} event bus offers no way to read its streams (needs streams() and range())`,
-  );
+  if (bus.embedded) return embeddedStreamReader(bus.embedded);
+  throw new ConfigError(`the ${bus.kind} event bus offers no way to read its streams`);
 }

@@ -1,9 +1,14 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiServer } from '../../src/api/index.js';
 import { replayStreamKey } from '../../src/bus/redis/subscriber.js';
 import { silentLogger } from '../../src/runtime/logging.js';
 import { registerShieldRoutes, ShieldFeed, type UnifiedDeployment } from '../../src/shield/index.js';
+import { FailedEventStore, openStore } from '../../src/store/index.js';
 import { BACKENDS } from '../store/backends.js';
 import { eventually, testRedis } from '../support/redis.js';
 import { deploymentScenario } from './fixtures.js';
@@ -307,10 +312,6 @@ describe.each(BACKENDS)('Shield API on $dialect', (backend) => {
 
 describe('Shield API authentication', () => {
   it('needs the viewer or operator token for reads and the operator token to replay', async () => {
-    const { FailedEventStore, openStore } = await import('../../src/store/index.js');
-    const { mkdtemp, rm } = await import('node:fs/promises');
-    const { tmpdir } = await import('node:os');
-    const path = await import('node:path');
     const dataDir = await mkdtemp(path.join(tmpdir(), 'shield-auth-'));
     const store = await openStore({ dataDir, logger: silentLogger() });
     try {
@@ -351,6 +352,40 @@ describe('Shield API authentication', () => {
       // The page itself is public: it holds no data.
       expect((await app.inject({ url: '/' })).statusCode).toBe(200);
       await app.close();
+    } finally {
+      await store.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('ends open streams when the server closes, next to a stack that serves /api/workers', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'shield-close-'));
+    const store = await openStore({ dataDir, logger: silentLogger() });
+    try {
+      const app = await createApiServer({ auth: {}, logger: silentLogger() });
+      // A stack that already serves the worker report keeps its route; Shield does not clash with it.
+      app.get('/api/workers', async () => ({ groups: [], processes: [], from: 'stack' }));
+      await registerShieldRoutes(app, {
+        db: store.db,
+        bus: {
+          replay: async () => '1-0',
+          inspector: { groups: async () => [], heartbeats: async () => [], beat: async () => {} },
+        },
+        failedEvents: new FailedEventStore(store.db),
+        feed: new ShieldFeed(),
+        dashboard: false,
+      });
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      const port = (app.server.address() as AddressInfo).port;
+      expect(await (await fetch(`http://127.0.0.1:${port}/api/workers`)).json()).toMatchObject({
+        from: 'stack',
+      });
+      const sse = await openSse(`http://127.0.0.1:${port}/api/stream`);
+      expect(sse.status).toBe(200);
+      const started = Date.now();
+      await app.close();
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect((await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined))?.status).toBeUndefined();
     } finally {
       await store.close();
       await rm(dataDir, { recursive: true, force: true });

@@ -1,9 +1,23 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openEventBus } from '../../src/bus/open.js';
+import { Router } from '../../src/bus/router.js';
 import type { OutgoingEvent } from '../../src/bus/types.js';
-import { rebuildShield, streamReaderFor, type UnifiedDeployment } from '../../src/shield/index.js';
+import { loadSettings } from '../../src/runtime/config.js';
+import { silentLogger } from '../../src/runtime/logging.js';
+import {
+  rebuildShield,
+  ShieldStore,
+  shieldProjectionRegistration,
+  streamReaderFor,
+  type UnifiedDeployment,
+} from '../../src/shield/index.js';
+import { openStore } from '../../src/store/index.js';
 import { BACKENDS } from '../store/backends.js';
 import { eventually } from '../support/redis.js';
 import { deploymentScenario } from './fixtures.js';
@@ -119,5 +133,49 @@ describe.each(BACKENDS)('Shield through the bus on $dialect', (backend) => {
     const fromLog = await runShieldCli(['shield', 'rebuild', '--from-log'], harness.env);
     expect(fromLog.stdout).toBe(`recomputed ${live.length} deployment record(s) from the event log\n`);
     expect(await allRecords(harness)).toEqual(live);
+  });
+});
+
+describe('Shield on the embedded bus', () => {
+  it('projects events and rebuilds the same records from the SQLite streams', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'shield-embedded-'));
+    const logger = silentLogger();
+    const settings = loadSettings({ MATERI_DATA_DIR: dataDir });
+    const bus = await openEventBus(settings, {
+      logger,
+      source: 'materi/shield-test',
+      subscriber: { scanIntervalMs: 50, discoveryIntervalMs: 100 },
+    });
+    const store = await openStore({ dataDir, logger });
+    const router = new Router({ subscriber: bus.subscriber, publisher: bus.publisher, logger });
+    try {
+      expect(bus.kind).toBe('embedded');
+      router.addHandler(shieldProjectionRegistration({ db: store.db, logger }));
+      await router.start();
+      const events = [
+        ...deploymentScenario({ id: 'embedded-1' }),
+        ...deploymentScenario({
+          id: 'embedded-2',
+          outcome: 'rollback',
+          start: new Date('2026-03-02T00:00:00Z'),
+        }),
+      ];
+      await bus.publisher.publishBatch(events);
+      const shield = new ShieldStore(store.db);
+      await eventually(async () => (await shield.eventCount()) === events.length, 10_000);
+      const live = (await shield.listDeployments()).items;
+      expect(live.map((d) => [d.id, d.status])).toEqual([
+        ['embedded-2', 'ROLLED_BACK'],
+        ['embedded-1', 'SUCCESS'],
+      ]);
+      const result = await rebuildShield({ db: store.db, reader: streamReaderFor(bus) });
+      expect(result).toMatchObject({ events: events.length, deployments: 2, undecodable: 0 });
+      expect((await shield.listDeployments()).items).toEqual(live);
+    } finally {
+      await router.close(200);
+      await bus.close();
+      await store.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { type AuthSettings, createApiServer } from '../../src/api/index.js';
+import { startHeartbeat } from '../../src/bus/heartbeat.js';
 import { type EventBus, openEventBus } from '../../src/bus/open.js';
 import { Router } from '../../src/bus/router.js';
 import { loadSettings } from '../../src/runtime/config.js';
@@ -81,6 +82,7 @@ export async function startShield(
     return router;
   };
   const router = await startProjection();
+  const stopHeartbeat = startHeartbeat(bus.inspector, { role: 'worker shield', groups: () => ['shield'] });
   const app = await createApiServer({ auth: options.auth ?? {}, logger, info: { version: 'test' } });
   await registerShieldRoutes(app, {
     db: store.db,
@@ -108,6 +110,7 @@ export async function startShield(
     async close() {
       await app.close();
       for (const r of routers) await r.close(500);
+      await stopHeartbeat();
       const redis = testRedis();
       await deletePrefix(redis, prefix);
       await redis.quit();

@@ -87,8 +87,13 @@ describe.each(BACKENDS)('Shield projection on $dialect', (backend) => {
         await shield.clear();
         // Every event once or twice, shuffled, handled four at a time (as the router does).
         const duplicated = [...events, ...events.filter((_, i) => (i + seed) % 2 === 0)];
+        changes = [];
         await deliver(shuffled(duplicated, seed), 4);
         expect(await shield.getDeployment(`order-${outcome}`)).toEqual(inOrder);
+        // Listeners never see a record older than one they saw before.
+        const told = changes.map((c) => c.record!.eventCount);
+        expect(told).toEqual([...told].sort((a, b) => a - b));
+        expect(changes.at(-1)?.record).toEqual(inOrder);
         expect(await shield.eventCount()).toBe(events.length);
       }
     });

@@ -247,6 +247,14 @@ export async function registerShieldRoutes(
     },
   );
 
+  // The stack may have registered the same report already; one route serves both.
+  if (!app.hasRoute({ method: 'GET', url: '/api/workers' })) registerWorkersRoute(app, options);
+
+  if (options.dashboard !== false) registerDashboardRoutes(app, options.webRoot);
+}
+
+function registerWorkersRoute(app: FastifyInstance, options: ShieldRoutesOptions): void {
+  const noQuery = querySchema({});
   app.get(
     '/api/workers',
     {
@@ -259,6 +267,4 @@ export async function registerShieldRoutes(
     },
     async () => collectWorkerStatus(options.bus.inspector, options.failedEvents, options.heartbeatIntervalMs),
   );
-
-  if (options.dashboard !== false) registerDashboardRoutes(app, options.webRoot);
 }

@@ -77,7 +77,8 @@ function encodeCursor(parts: (string | number)[]): string {
   return Buffer.from(JSON.stringify(parts)).toString('base64url');
 }
 
-function decodeCursor(cursor: string, shape: ['number', 'string'] | ['number', 'number']): [number, never] {
+/** The parts of a cursor this store made, checked against their expected types. */
+function decodeCursor<T extends (string | number)[]>(cursor: string, types: ('string' | 'number')[]): T {
   let parts: unknown;
   try {
     parts = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
@@ -86,12 +87,12 @@ function decodeCursor(cursor: string, shape: ['number', 'string'] | ['number', '
   }
   if (
     !Array.isArray(parts) ||
-    parts.length !== shape.length ||
-    !parts.every((part, i) => typeof part === shape[i])
+    parts.length !== types.length ||
+    !parts.every((part, i) => typeof part === types[i])
   ) {
     throw new BadInputError('cursor: not a cursor this API returned (use nextCursor as given)');
   }
-  return parts as [number, never];
+  return parts as T;
 }
 
 function checkLimit(limit: number, max: number): number {
@@ -218,7 +219,7 @@ export class ShieldStore {
       );
     }
     if (filter.cursor !== undefined) {
-      const [sortAt, id] = decodeCursor(filter.cursor, ['number', 'string']) as [number, string];
+      const [sortAt, id] = decodeCursor<[number, string]>(filter.cursor, ['number', 'string']);
       query = query.where((eb) =>
         eb.or([eb('sort_at', '<', sortAt), eb.and([eb('sort_at', '=', sortAt), eb('id', '<', id)])]),
       );
@@ -258,7 +259,7 @@ export class ShieldStore {
     if (filter.from !== undefined) query = query.where('time', '>=', filter.from.getTime());
     if (filter.to !== undefined) query = query.where('time', '<', filter.to.getTime());
     if (filter.cursor !== undefined) {
-      const [time, seq] = decodeCursor(filter.cursor, ['number', 'number']) as [number, number];
+      const [time, seq] = decodeCursor<[number, number]>(filter.cursor, ['number', 'number']);
       query = query.where((eb) =>
         eb.or([eb('time', '>', time), eb.and([eb('time', '=', time), eb('seq', '>', seq)])]),
       );

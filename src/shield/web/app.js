@@ -109,6 +109,9 @@ async function start() {
     lastEventId,
     onState: setConnection,
     onDeployment(record) {
+      // A record computed from fewer events than one already shown is older: keep the newer.
+      const known = records.get(record.id);
+      if (known && known.eventCount > record.eventCount) return;
       records.set(record.id, record);
       current?.onDeployment?.(record);
     },

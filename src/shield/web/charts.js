@@ -63,7 +63,7 @@ export function responseTimeChart(service) {
       fill: 'none',
       points: samples.map((s) => `${x(s.offsetMs).toFixed(1)},${y(s.latencyMs).toFixed(1)}`).join(' '),
     }),
-    samples.map((s) =>
+    ...samples.map((s) =>
       svg(
         'circle',
         {

@@ -87,14 +87,16 @@ export function renderGantt(record, now = Date.now()) {
           class: `gantt-bar ${statusClass(row.status)}`,
           'data-row': row.key,
           'data-status': row.status,
-          title: `${row.label}: ${row.detail}`,
+          title: `${row.label}: ${row.detail}${to === undefined ? '' : ` (${formatDuration(to - from)})`}`,
         });
         const left = percent(from);
+        const width = Math.max(0.8, percent(to ?? from) - left);
         bar.style.left = `${left}%`;
-        bar.style.width = `${Math.max(0.8, percent(to ?? from) - left)}%`;
-        bar.append(
-          h('span', { class: 'gantt-bar-label' }, to !== undefined ? formatDuration(to - from) : ''),
-        );
+        bar.style.width = `${width}%`;
+        // The duration is written on bars wide enough for it; the title has it for the others.
+        if (to !== undefined && width >= 8) {
+          bar.append(h('span', { class: 'gantt-bar-label' }, formatDuration(to - from)));
+        }
         track.append(bar);
       }
       return h(

@@ -1,0 +1,280 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { OutgoingEvent } from '../../src/bus/types.js';
+import { sqliteBackend } from '../store/backends.js';
+import { deploymentScenario } from './fixtures.js';
+import { type ShieldHarness, startShield } from './harness.js';
+
+// Browser globals used inside page.evaluate callbacks (the project compiles without the DOM library).
+declare function getComputedStyle(element: unknown): { backgroundColor: string };
+
+declare const document: { querySelector(selector: string): { textContent: string | null } | null };
+declare const sessionStorage: { getItem(key: string): string | null };
+
+const artifacts = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const XSS = '<img src=x onerror=alert(1)>';
+
+describe('Shield dashboard in a browser', () => {
+  let harness: ShieldHarness;
+  let browser: Browser;
+  let page: Page;
+  const actions: { id: string; action: string; body: unknown }[] = [];
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    await mkdir(artifacts, { recursive: true });
+    harness = await startShield(sqliteBackend, {
+      // Stand-ins for the orchestrator's write routes, which the dashboard's buttons call.
+      routes(app) {
+        for (const action of ['cancel', 'rollback']) {
+          app.post(
+            `/api/deployments/:id/${action}`,
+            { config: { access: 'write' } },
+            async (request, reply) => {
+              const { id } = request.params as { id: string };
+              actions.push({ id, action, body: request.body });
+              return reply
+                .status(202)
+                .send({ id, status: action === 'cancel' ? 'CANCELLING' : 'ROLLING_BACK' });
+            },
+          );
+        }
+      },
+    });
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    page.on('dialog', (dialog) => {
+      problems.push(`dialog: ${dialog.message()}`);
+      void dialog.dismiss();
+    });
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(`console: ${message.text()}`);
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await harness?.close();
+  });
+
+  /** Publishes one event stamped with the current time, as the orchestrator would. */
+  async function publish(event: OutgoingEvent): Promise<void> {
+    await harness.bus.publisher.publish({ ...event, time: new Date() });
+  }
+
+  it('shows a deployment live, its page, and renders hostile text as text', async () => {
+    await page.goto(harness.url);
+    await page.locator('#loopback-notice').waitFor();
+    expect(await page.locator('#loopback-notice').textContent()).toBe(
+      'writes are open to this machine only: no MATERI_API_TOKEN set',
+    );
+    await page.locator('#connection[data-state="live"]').waitFor();
+
+    const id = `ui-${randomUUID().slice(0, 6)}`;
+    const events = deploymentScenario({ id, services: ['api', 'web'] });
+    const byType = (type: string) => events.find((e) => e.type === type)!;
+    const card = page.locator(`.deployment-card[data-deployment-id="${id}"]`);
+
+    await publish(byType('deployment:started'));
+    await card.waitFor({ timeout: 2000 });
+    expect(await card.locator('.badge').first().textContent()).toBe('PENDING');
+    for (const type of [
+      'validation:started',
+      'validation:completed',
+      'dependency:check:started',
+      'dependency:check:completed',
+    ]) {
+      await publish(byType(type));
+    }
+
+    // The timeline is redrawn every second, so the bar is looked up and measured in one step.
+    const bar = `.deployment-card[data-deployment-id="${id}"] .gantt-bar[data-row="stage:build"]`;
+    const colourOf = (selector: string) =>
+      page.evaluate((s) => getComputedStyle(document.querySelector(s)).backgroundColor, selector);
+    await publish(byType('deployment:stage:build:started'));
+    await card
+      .locator('.gantt-bar[data-row="stage:build"][data-status="RUNNING"]')
+      .waitFor({ timeout: 2000 });
+    const runningColour = await colourOf(`${bar}[data-status="RUNNING"]`);
+    await publish(byType('deployment:stage:build:completed'));
+    await card
+      .locator('.gantt-bar[data-row="stage:build"][data-status="SUCCESS"]')
+      .waitFor({ timeout: 2000 });
+    const doneColour = await colourOf(`${bar}[data-status="SUCCESS"]`);
+    expect(runningColour).toBe('rgb(47, 116, 208)');
+    expect(doneColour).toBe('rgb(46, 157, 91)');
+
+    for (const stage of ['api', 'web']) {
+      await publish(byType(`deployment:stage:${stage}:started`));
+      await publish(byType(`deployment:stage:${stage}:completed`));
+    }
+    await publish(byType('health:check:started'));
+    const blocked = card.locator('.blocked');
+    await card.locator('.blocked:not([hidden])').waitFor({ timeout: 2000 });
+    expect(await blocked.textContent()).toMatch(/^blocked on: printery-health-monitor, \d+ s$/);
+    const firstWait = Number(/(\d+) s$/.exec((await blocked.textContent()) ?? '')![1]);
+    await page.waitForFunction(
+      ({ selector, before }) => {
+        const text = document.querySelector(selector)?.textContent ?? '';
+        return Number(/(\d+) s$/.exec(text)?.[1] ?? -1) > before;
+      },
+      { selector: `.deployment-card[data-deployment-id="${id}"] .blocked`, before: firstWait },
+      { timeout: 2500 },
+    );
+
+    // The operator cancels from the card (two clicks: the second confirms).
+    const cancel = card.getByRole('button', { name: 'Cancel' });
+    await cancel.click();
+    await card.getByRole('button', { name: 'Confirm cancel' }).click();
+    await card.locator('.action-result', { hasText: 'cancel requested (CANCELLING)' }).waitFor();
+    expect(actions).toEqual([{ id, action: 'cancel', body: {} }]);
+    await page.screenshot({ path: `${artifacts}dashboard-live.png`, fullPage: true });
+
+    await publish(byType('health:check:completed'));
+    await publish(byType('deployment:completed'));
+    await publish(byType('notification:sent'));
+    await card.locator('.badge[data-status="SUCCESS"]').first().waitFor({ timeout: 2000 });
+    expect(await card.locator('.blocked').isHidden()).toBe(true);
+    const historyRow = page.locator(`#history tr[data-deployment-id="${id}"]`);
+    await historyRow.locator('.badge[data-status="SUCCESS"]').waitFor({ timeout: 2000 });
+
+    // The deployment page: full timeline, check results, health charts, notifications.
+    await historyRow.getByRole('link', { name: id }).click();
+    await page.waitForURL(`${harness.url}/deployments/${id}`);
+    await page
+      .locator('.timeline li')
+      .nth(events.length - 1)
+      .waitFor();
+    expect(await page.locator('.timeline li').count()).toBe(events.length);
+    expect(await page.locator('.timeline li').first().getAttribute('data-type')).toBe('deployment:started');
+    expect(await page.locator('#validation tbody tr').count()).toBe(2);
+    expect(await page.locator('#dependencies tbody tr').first().textContent()).toContain('postgres-main');
+    expect(await page.locator('#health svg.health-chart.response-time polyline.latency-line').count()).toBe(
+      2,
+    );
+    expect(await page.locator('#health svg.health-chart.error-rate rect.error-bar').count()).toBeGreaterThan(
+      0,
+    );
+    expect(await page.locator('#notifications tbody tr').textContent()).toContain('#deploys');
+    await page.screenshot({ path: `${artifacts}dashboard-deployment.png`, fullPage: true });
+
+    // A rollback on the finished deployment, from its page.
+    await page.getByRole('button', { name: 'Roll back' }).click();
+    await page.getByRole('button', { name: 'Confirm roll back' }).click();
+    await page.locator('.action-result', { hasText: 'rollback requested (ROLLING_BACK)' }).waitFor();
+    expect(actions.at(-1)).toEqual({ id, action: 'rollback', body: {} });
+
+    // Hostile text in a version, a reason and a stage description stays text.
+    const hostile = `xss-${randomUUID().slice(0, 6)}`;
+    const hostileEvents = deploymentScenario({
+      id: hostile,
+      version: XSS,
+      reason: XSS,
+      description: XSS,
+      outcome: 'rollback',
+      start: new Date(),
+    });
+    await harness.bus.publisher.publishBatch(hostileEvents);
+    await page.goBack();
+    await page.waitForURL(`${harness.url}/`);
+    const hostileCard = page.locator(`.deployment-card[data-deployment-id="${hostile}"]`);
+    await hostileCard.locator('.badge[data-status="ROLLED_BACK"]').first().waitFor({ timeout: 3000 });
+    expect(await hostileCard.locator('.version').textContent()).toBe(XSS);
+    expect(await hostileCard.locator('.failure').textContent()).toBe(`failed: ${XSS}`);
+    expect(await page.locator('img').count()).toBe(0);
+
+    // The history filters by status and service.
+    await page.locator('#history-filters select[name="status"]').selectOption('ROLLED_BACK');
+    await page.locator('#history-filters input[name="service"]').fill('web');
+    await page.locator('#history-filters').getByRole('button', { name: 'Filter' }).click();
+    await page.locator(`#history tr[data-deployment-id="${id}"]`).waitFor({ state: 'detached' });
+    expect(await page.locator('#history tbody tr').count()).toBe(1);
+    expect(await page.locator('#history tbody tr').getAttribute('data-deployment-id')).toBe(hostile);
+
+    await page.goto(`${harness.url}/deployments/${hostile}`);
+    await page.locator('#rollback').waitFor();
+    expect(await page.locator('h1 .version').textContent()).toBe(XSS);
+    expect(await page.locator('.failure-box').textContent()).toContain(XSS);
+    expect(await page.locator('#stages tr[data-stage="build"] td').nth(1).textContent()).toBe(XSS);
+    expect(await page.getByText(XSS).first().isVisible()).toBe(true);
+    // The unhealthy service's chart marks its failed probes.
+    expect(await page.locator('[data-service="api"] svg.response-time circle.probe.failed').count()).toBe(3);
+    expect(await page.locator('img').count()).toBe(0);
+    await page.screenshot({ path: `${artifacts}dashboard-xss.png`, fullPage: true });
+
+    expect(problems).toEqual([]);
+  }, 60_000);
+
+  it('lists dead letters with a replay button and the worker groups', async () => {
+    const fields = {
+      id: randomUUID(),
+      type: 'health:check:started',
+      source: 'materi/orchestrator',
+      time: new Date().toISOString(),
+      correlation_id: randomUUID(),
+      causation_id: '',
+      deployment_id: 'ui-dlq',
+      priority: 'HIGH',
+      schema: 'materi.events.v1.HealthCheckStartedEvent',
+      content_type: 'application/json',
+      data: '{"deploymentId":"ui-dlq"}',
+    };
+    const record = await harness.failedEvents.record({
+      dlqEntryId: '1-0',
+      sourceStream: `${harness.prefix}:health:check:started`,
+      entryId: '1700000000000-0',
+      eventId: fields.id,
+      eventType: fields.type,
+      group: 'printery-health-monitor',
+      consumer: 'printery-health-monitor:host:1:0',
+      attempts: 5,
+      error: `probe failed ${XSS}`,
+      stack: '',
+      fields,
+      correlationId: fields.correlation_id,
+      deploymentId: 'ui-dlq',
+      firstFailedAt: new Date(),
+      lastFailedAt: new Date(),
+    });
+    await page.goto(`${harness.url}/operations`);
+    const row = page.locator(`#dlq tr[data-failed-event="${record.id}"]`);
+    await row.waitFor();
+    expect(await row.locator('.error-text').textContent()).toBe(`probe failed ${XSS}`);
+    await row.getByRole('button', { name: 'Replay' }).click();
+    await row.locator('.action-result', { hasText: 'replayed to printery-health-monitor' }).waitFor();
+    expect((await harness.failedEvents.get(record.id))?.status).toBe('replayed');
+    await page.locator('#workers tr[data-group="shield"]').waitFor();
+    // The harness beats like a worker process, so the projection's consumer shows alive.
+    expect(await page.locator('#workers tr[data-group="shield"] td').nth(4).textContent()).toBe('1 alive');
+    expect(await page.locator('img').count()).toBe(0);
+    expect(problems).toEqual([]);
+  });
+
+  it('asks for a token when the server wants one, then shows the data', async () => {
+    const guarded = await startShield(sqliteBackend, {
+      auth: { viewerToken: 'viewer-secret', apiToken: 'op' },
+    });
+    try {
+      await guarded.bus.publisher.publishBatch(deploymentScenario({ id: 'guarded-1' }));
+      const tab = await browser.newPage();
+      await tab.goto(guarded.url);
+      await tab.locator('#token-form:not([hidden])').waitFor();
+      await tab.locator('#token-input').fill('viewer-secret');
+      await tab.getByRole('button', { name: 'Use token' }).click();
+      await tab.locator('#history tr[data-deployment-id="guarded-1"]').waitFor({ timeout: 5000 });
+      expect(await tab.locator('#loopback-notice').count()).toBe(0);
+      expect(await tab.evaluate(() => sessionStorage.getItem('materi.token'))).toBe('viewer-secret');
+      await tab.locator('#connection[data-state="live"]').waitFor();
+      await tab.close();
+    } finally {
+      await guarded.close();
+    }
+  });
+});
