@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { MateriError } from '../errors/index.js';
+import { registerShieldCommands } from '../shield/index.js';
 import { registerDeployCommands } from './deploy.js';
 import { registerDlqCommands } from './dlq.js';
 import { registerEventsCommands } from './events.js';
@@ -21,6 +22,7 @@ registerEventsCommands(program);
 registerDlqCommands(program);
 registerPlanCommands(program);
 registerWorkersCommand(program);
+registerShieldCommands(program);
 
 /** Turns any failure into a one-line message and the documented exit code. */
 function fail(error: unknown): never {

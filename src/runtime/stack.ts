@@ -7,6 +7,12 @@ import { Router } from '../bus/router.js';
 import type { Handler, Subscription } from '../bus/types.js';
 import { BusAlertMonitor, startDeadLetterRecorder } from '../dlq/index.js';
 import { Orchestrator, registerOrchestratorRoutes } from '../orchestrator/index.js';
+import {
+  registerShieldRoutes,
+  SHIELD_GROUP,
+  ShieldFeed,
+  shieldProjectionRegistration,
+} from '../shield/index.js';
 import { FailedEventStore, openStore, type Store } from '../store/index.js';
 import {
   createDependencyCheckerHandler,
@@ -202,6 +208,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         leaseMs: settings.leaseMs,
       });
       groups.push('orchestrator');
+    }
+
+    const feed = components.includes('shield') ? new ShieldFeed() : undefined;
+    if (feed && store) {
+      router.addHandler(
+        shieldProjectionRegistration({ db: store.db, logger, onChange: feed.publish, claimIdleMs }),
+      );
+      groups.push(SHIELD_GROUP);
     }
 
     const stack: Stack = {

@@ -108,12 +108,14 @@ describe('Redis consumer groups under failure', () => {
         })),
       );
       ids.push(...batch.map((p) => p.event.id));
-      const clients = (await redis.client('LIST')) as string;
-      const ours = clients
-        .split('\n')
-        .filter((line) => line.includes(`name=cmd-${marker}`) || line.includes(`name=materi:read:${group}`))
-        .map((line) => /id=(\d+)/.exec(line)![1]!);
-      expect(ours.length).toBeGreaterThanOrEqual(2);
+      // Both connections are back (reconnected after the previous kill) before killing them again.
+      const ours = await eventually(async () => {
+        const ids = String(await redis.client('LIST'))
+          .split('\n')
+          .filter((line) => line.includes(`name=cmd-${marker}`) || line.includes(`name=materi:read:${group}`))
+          .map((line) => /id=(\d+)/.exec(line)![1]!);
+        return ids.length >= 2 ? ids : undefined;
+      }, 10_000);
       for (const id of ours) await redis.client('KILL', 'ID', id);
       await new Promise((r) => setTimeout(r, 150));
     }

@@ -71,6 +71,10 @@ function createCluster(settings: RedisConnectionSettings, common: RedisOptions):
       enableAutoPipelining: common.enableAutoPipelining,
       scaleReads: 'master',
       clusterRetryStrategy: (times) => Math.min(100 * 2 ** times, 2000),
+      // While a failed master's replica is being promoted, the other nodes keep redirecting its
+      // slots to the dead master. Without a pause, ioredis spends its 16 redirections within
+      // milliseconds; 100 ms apiece lets one command ride out about 2-3 s of failover.
+      retryDelayOnMoved: 100,
     },
   );
 }
@@ -87,8 +91,25 @@ export function isCluster(client: RedisClient): client is Cluster {
   return client instanceof Cluster;
 }
 
+/**
+ * A connection of its own for one reader (a subscription's stream reads), with the settings of
+ * `client`: never shared with other commands and never auto-pipelined, so a hung read can be
+ * cut off by disconnecting it without touching anyone else's commands. On a cluster that is a
+ * second cluster client (one connection per node).
+ */
+export function openReaderConnection(client: RedisClient, connectionName: string): RedisClient {
+  if (!isCluster(client)) return client.duplicate({ connectionName, enableAutoPipelining: false });
+  return client.duplicate([], {
+    redisOptions: { ...client.options.redisOptions, connectionName },
+    enableAutoPipelining: false,
+  });
+}
+
 /** One command of a pipeline: name and arguments; the first argument is the key. */
 export type PipelineCommand = [name: string, key: string, ...args: (string | number)[]];
+
+/** The outcome of one pipelined command: its error, or its reply. */
+export type PipelineOutcome = [error: Error | null, reply: unknown];
 
 /**
  * Sends commands in as few round trips as possible and returns each command's reply in order.
@@ -104,33 +125,48 @@ export async function execPipelined(
     const [name, ...args] = commands[0]!;
     return [await client.call(name, ...args)];
   }
-  const groups = new Map<number, number[]>();
-  if (isCluster(client)) {
-    commands.forEach((c, i) => {
-      const slot = calculateSlot(c[1]);
-      const list = groups.get(slot);
-      if (list) list.push(i);
-      else groups.set(slot, [i]);
-    });
-  } else {
-    groups.set(
-      0,
-      commands.map((_, i) => i),
-    );
-  }
-  const replies: unknown[] = new Array(commands.length);
+  const outcomes = await execPipelinedSettled(client, commands);
+  const failed = outcomes.find(([error]) => error);
+  if (failed) throw failed[0];
+  return outcomes.map(([, reply]) => reply);
+}
+
+/**
+ * Like {@link execPipelined}, but returns each command's error or reply instead of throwing the
+ * first error, for callers that handle commands one by one (claims of several entries). Throws
+ * only when a whole pipeline could not be sent. Command names are ioredis method names
+ * (lower case: `xack`, `xclaim`).
+ */
+export async function execPipelinedSettled(
+  client: RedisClient,
+  commands: readonly PipelineCommand[],
+): Promise<PipelineOutcome[]> {
+  const outcomes: PipelineOutcome[] = new Array(commands.length);
   await Promise.all(
-    [...groups.values()].map(async (indexes) => {
+    pipelinesBySlot(client, commands).map(async (indexes) => {
       const pipeline = client.pipeline(indexes.map((i) => commands[i] as unknown as string[]));
       const results = await pipeline.exec();
       if (!results) throw new Error('pipeline was discarded');
       results.forEach(([error, reply], j) => {
-        if (error) throw error;
-        replies[indexes[j]!] = reply;
+        outcomes[indexes[j]!] = [error ?? null, reply];
       });
     }),
   );
-  return replies;
+  return outcomes;
+}
+
+/** Indexes of the commands that may share a pipeline: all of them, or on a cluster those of one slot. */
+function pipelinesBySlot(client: RedisClient, commands: readonly PipelineCommand[]): number[][] {
+  if (commands.length === 0) return [];
+  if (!isCluster(client)) return [commands.map((_, i) => i)];
+  const groups = new Map<number, number[]>();
+  commands.forEach((c, i) => {
+    const slot = calculateSlot(c[1]);
+    const list = groups.get(slot);
+    if (list) list.push(i);
+    else groups.set(slot, [i]);
+  });
+  return [...groups.values()];
 }
 
 const TRANSIENT_CODES = new Set([
@@ -143,6 +179,9 @@ const TRANSIENT_CODES = new Set([
   'EAI_AGAIN',
 ]);
 const TRANSIENT_REPLIES = /^(LOADING|READONLY|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|MOVED|ASK)\b/;
+/** What the cluster client says while slots move or a master fails over. */
+const TRANSIENT_CLUSTER_ERRORS =
+  /^(Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available)/;
 
 /**
  * Whether a Redis error may go away by itself (connection lost, failover in progress) and the
@@ -155,7 +194,7 @@ export function isTransientRedisError(error: unknown): boolean {
   if (error.name === 'MaxRetriesPerRequestError') return true;
   if (/Connection is closed|Stream isn't writeable|connect ETIMEDOUT|Command timed out/i.test(error.message))
     return true;
-  return TRANSIENT_REPLIES.test(error.message);
+  return TRANSIENT_REPLIES.test(error.message) || TRANSIENT_CLUSTER_ERRORS.test(error.message);
 }
 
 /** Compares two stream ids (`ms-seq`). */

@@ -1,5 +1,4 @@
 import { hostname } from 'node:os';
-import type { Redis } from 'ioredis';
 import { describeCause } from '../../errors/index.js';
 import { matchesEventPattern, PRIORITY_RANK, type PriorityName } from '../../events/catalog.js';
 import {
@@ -20,7 +19,14 @@ import type {
   SubscriptionObserver,
   SubscriptionOptions,
 } from '../types.js';
-import { isCluster, type RedisClient } from './connection.js';
+import {
+  execPipelined,
+  execPipelinedSettled,
+  isCluster,
+  openReaderConnection,
+  type PipelineCommand,
+  type RedisClient,
+} from './connection.js';
 
 /** Options of {@link RedisSubscriber}. */
 export interface RedisSubscriberOptions {
@@ -31,8 +37,19 @@ export interface RedisSubscriberOptions {
   logger?: Logger;
   /** BLOCK of each XREADGROUP, in ms. Finite, so a lost connection is noticed. @defaultValue 2000 */
   blockMs?: number;
-  /** A blocking read that has not answered `blockMs` + this is presumed hung and its connection replaced. @defaultValue 5000 */
+  /**
+   * A read that has not answered `blockMs` (on a cluster: nothing) + this is presumed hung and its
+   * connection replaced. @defaultValue 5000
+   */
   watchdogGraceMs?: number;
+  /**
+   * Redis Cluster only: how long to wait after a round of reads found nothing new, in ms. A cluster
+   * refuses a blocking read over streams in different hash slots, so each stream is read without
+   * BLOCK and the streams are polled; a new entry waits up to this long (plus a round trip) to be
+   * read, and an idle subscription sends one XREADGROUP per stream this often. A handler that
+   * finishes ends the wait early. Ignored on a standalone Redis. @defaultValue 100
+   */
+  clusterPollMs?: number;
   /** How often due retries and entries of dead consumers are looked for, in ms. @defaultValue 500 */
   scanIntervalMs?: number;
   /** How often the stream registry is read for new (per-stage) streams, in ms. @defaultValue 1000 */
@@ -44,10 +61,11 @@ export interface RedisSubscriberOptions {
 }
 
 /**
- * Consumer groups on Redis Streams.
+ * Consumer groups on Redis Streams, on a standalone Redis or a Redis Cluster.
  *
- * Each subscription reads with its own blocking connection (never shared, never auto-pipelined),
- * drains its own pending list first, reads only as many entries as it has free slots, and
+ * Each subscription reads with its own connection (never shared, never auto-pipelined): a
+ * blocking read over all its streams on a standalone Redis, a polled non-blocking read per stream
+ * on a cluster (see {@link RedisSubscriberOptions.clusterPollMs}). It drains its own pending list first, reads only as many entries as it has free slots, and
  * handles the most urgent first. Failed entries are parked on the group's `<group>@retry`
  * pseudo-consumer and claimed again once their backoff (from Redis' delivery counter) has
  * passed; entries of dead consumers are claimed after `claimIdleMs`. Both survive restarts,
@@ -59,6 +77,10 @@ export class RedisSubscriber implements Subscriber {
 
   constructor(private readonly options: RedisSubscriberOptions) {
     this.prefix = options.prefix ?? DEFAULT_STREAM_PREFIX;
+    const poll = options.clusterPollMs;
+    if (poll !== undefined && !(Number.isInteger(poll) && poll > 0)) {
+      throw new RangeError(`RedisSubscriber: clusterPollMs must be a positive integer, got ${poll}`);
+    }
   }
 
   async subscribe(
@@ -122,6 +144,9 @@ class RedisSubscription implements Subscription {
   private readonly backoff: BackoffSettings;
   private readonly blockMs: number;
   private readonly watchdogMs: number;
+  /** Streams in different hash slots: polled per stream instead of one blocking read. */
+  private readonly onCluster: boolean;
+  private readonly clusterPollMs: number;
   private readonly scanIntervalMs: number;
   private readonly discoveryIntervalMs: number;
   private readonly cleanupIdleMs: number;
@@ -134,7 +159,8 @@ class RedisSubscription implements Subscription {
   private readonly shutdown = new AbortController();
   private renewalTimer: NodeJS.Timeout | undefined;
   private readonly pendingAcks = new Map<string, string[]>();
-  private blocking!: Redis;
+  /** The subscription's own connection for XREADGROUP (see {@link openReaderConnection}). */
+  private reader!: RedisClient;
   private loopDone: Promise<void> = Promise.resolve();
   private stopping = false;
   private ackFlush: Promise<void> | undefined;
@@ -161,7 +187,9 @@ class RedisSubscription implements Subscription {
     this.claimIdleMs = options.claimIdleMs ?? 30_000;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.blockMs = settings.blockMs ?? 2000;
-    this.watchdogMs = this.blockMs + (settings.watchdogGraceMs ?? 5000);
+    this.onCluster = isCluster(settings.client);
+    this.clusterPollMs = settings.clusterPollMs ?? 100;
+    this.watchdogMs = (this.onCluster ? 0 : this.blockMs) + (settings.watchdogGraceMs ?? 5000);
     this.scanIntervalMs = settings.scanIntervalMs ?? 500;
     this.discoveryIntervalMs = settings.discoveryIntervalMs ?? 1000;
     this.cleanupIdleMs = settings.consumerCleanupIdleMs ?? 3_600_000;
@@ -174,11 +202,8 @@ class RedisSubscription implements Subscription {
   }
 
   async start(): Promise<void> {
-    if (isCluster(this.client)) {
-      throw new Error('RedisSubscriber: use a cluster-aware subscriber for Redis Cluster');
-    }
-    this.blocking = (this.client as Redis).duplicate({ connectionName: `materi:read:${this.group}` });
-    this.blocking.on('error', (error) => this.logger.debug({ err: error }, 'blocking connection error'));
+    this.reader = openReaderConnection(this.client, `materi:read:${this.group}`);
+    this.reader.on('error', (error) => this.logger.debug({ err: error }, 'read connection error'));
     const initial = this.options.startFrom === 'latest' ? '$' : '0';
     await this.ensureGroup(replayStreamKey(this.prefix, this.group), '0');
     for (const type of this.options.types) {
@@ -207,18 +232,24 @@ class RedisSubscription implements Subscription {
       else byStream.set(entry.stream, [entry.entryId]);
     }
     if (byStream.size === 0) return;
-    const pipeline = this.client.pipeline();
-    for (const [stream, ids] of byStream)
-      pipeline.call('XCLAIM', stream, this.group, this.consumer, 0, ...ids, 'JUSTID');
-    await pipeline.exec().catch((error) => this.observer.error?.(error, 'renew'));
+    const commands: PipelineCommand[] = [...byStream].map(([stream, ids]) => [
+      'xclaim',
+      stream,
+      this.group,
+      this.consumer,
+      0,
+      ...ids,
+      'JUSTID',
+    ]);
+    await execPipelinedSettled(this.client, commands).catch((error) => this.observer.error?.(error, 'renew'));
   }
 
   async close(graceMs = 10_000): Promise<void> {
     if (this.stopping) return this.loopDone;
     this.stopping = true;
     this.wakeUp();
-    // Interrupts the blocking read at once; the loop sees `stopping` and ends.
-    this.blocking.disconnect();
+    // Interrupts a blocking read at once; the loop sees `stopping` and ends.
+    this.reader.disconnect();
     await this.loopDone.catch(() => {});
     const deadline = Date.now() + graceMs;
     while (this.inFlightIds.size > 0 && Date.now() < deadline) await sleep(20);
@@ -271,8 +302,9 @@ class RedisSubscription implements Subscription {
   }
 
   private async readNew(count: number): Promise<Queued[]> {
+    if (this.onCluster) return this.pollEachStream(count);
     const keys = [...this.streams];
-    const read = this.blocking.call(
+    const read = this.reader.call(
       'XREADGROUP',
       'GROUP',
       this.group,
@@ -286,29 +318,61 @@ class RedisSubscription implements Subscription {
       ...keys.map(() => '>'),
     ) as Promise<[string, RawEntry[]][] | null>;
     const reply = await this.watchdog(read);
+    return fromReadReply(reply);
+  }
+
+  /**
+   * Reading on a cluster. The streams of a subscription live in different hash slots, and a
+   * multi-key XREADGROUP is refused there (CROSSSLOT), so a round reads every stream once, without
+   * BLOCK, COUNT `count` each — what the multi-stream read returns too, so priority ordering over
+   * the streams' backlogs and the free-slot bounding stay as they are. The reads of a round go out
+   * together; the cluster client sends each to the node of its slot. A round that found nothing
+   * waits `clusterPollMs`, or less when a handler frees a slot.
+   */
+  private async pollEachStream(count: number): Promise<Queued[]> {
+    const reads = [...this.streams].map(
+      (stream) =>
+        this.reader.call(
+          'XREADGROUP',
+          'GROUP',
+          this.group,
+          this.consumer,
+          'COUNT',
+          count,
+          'STREAMS',
+          stream,
+          '>',
+        ) as Promise<[string, RawEntry[]][] | null>,
+    );
+    const outcomes = await this.watchdog(Promise.allSettled(reads));
     const out: Queued[] = [];
-    for (const [stream, entries] of reply ?? []) {
-      for (const [entryId, fields] of entries) {
-        if (!fields) continue;
-        const record = toRecord(fields);
-        out.push({ stream, entryId, fields: record, deliveryCount: 1, priority: priorityOf(record) });
-      }
+    let failure: unknown;
+    for (const outcome of outcomes) {
+      if (outcome.status === 'fulfilled') out.push(...fromReadReply(outcome.value));
+      else failure ??= outcome.reason;
     }
+    if (failure !== undefined) {
+      // Entries the other reads returned are delivered to this consumer now: handle them rather
+      // than leave them pending until claimIdleMs.
+      this.enqueue(out);
+      throw failure;
+    }
+    if (out.length === 0 && !this.stopping) await this.waitForSlot(this.clusterPollMs);
     return out;
   }
 
   /**
-   * A blocking read that outlives BLOCK by the grace time is presumed hung (a half-open TCP
-   * connection after a network cut, a reconnect that never resent the command): its connection
-   * is replaced so the loop carries on.
+   * A read that outlives BLOCK (none on a cluster) by the grace time is presumed hung (a half-open
+   * TCP connection after a network cut, a reconnect that never resent the command): its
+   * connection is replaced so the loop carries on.
    */
   private async watchdog<T>(read: Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const hung = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        this.logger.warn({ timeout_ms: this.watchdogMs }, 'blocking read hung; reconnecting');
-        this.blocking.disconnect(true);
-        reject(new Error(`blocking read did not answer within ${this.watchdogMs} ms`));
+        this.logger.warn({ timeout_ms: this.watchdogMs }, 'stream read hung; reconnecting');
+        this.reader.disconnect(true);
+        reject(new Error(`stream read did not answer within ${this.watchdogMs} ms`));
       }, this.watchdogMs);
     });
     read.catch(() => {});
@@ -398,9 +462,10 @@ class RedisSubscription implements Subscription {
     stream: string,
     due: { id: string; count: number; minIdle: number; retry: boolean }[],
   ): Promise<number> {
-    const pipeline = this.client.pipeline();
-    for (const d of due) pipeline.call('XCLAIM', stream, this.group, this.consumer, d.minIdle, d.id);
-    const results = (await pipeline.exec()) ?? [];
+    const results = await execPipelinedSettled(
+      this.client,
+      due.map((d): PipelineCommand => ['xclaim', stream, this.group, this.consumer, d.minIdle, d.id]),
+    );
     const found: Queued[] = [];
     const vanished: string[] = [];
     let reclaimed = 0;
@@ -443,9 +508,10 @@ class RedisSubscription implements Subscription {
 
   /** Entries XCLAIM did not return: acknowledged and counted when they no longer exist. */
   private async settleVanished(stream: string, ids: string[]): Promise<void> {
-    const pipeline = this.client.pipeline();
-    for (const id of ids) pipeline.xrange(stream, id, id);
-    const results = (await pipeline.exec()) ?? [];
+    const results = await execPipelinedSettled(
+      this.client,
+      ids.map((id): PipelineCommand => ['xrange', stream, id, id]),
+    );
     const gone = ids.filter((_, i) => {
       const [error, reply] = results[i]!;
       return !error && (reply as unknown[]).length === 0;
@@ -570,18 +636,34 @@ class RedisSubscription implements Subscription {
     this.observer.deadLettered?.(message, disposition.error, reason);
   }
 
-  /** Writes the entry to `<prefix>:dlq:<group>` and acknowledges it, in one transaction. */
+  /**
+   * Writes the entry to `<prefix>:dlq:<group>` and acknowledges it: in one transaction on a
+   * standalone Redis; on a cluster, where the three keys live in different hash slots and MULTI
+   * cannot span them, one command after the other with the ack last (see below).
+   */
   private async deadLetter(message: ReceivedMessage, error: unknown, reason: string): Promise<void> {
     const fields = deadLetterFields(message, error, reason);
     const dlq = deadLetterStreamKey(this.prefix, this.group);
-    const results = await this.client
-      .multi()
-      .xadd(dlq, '*', ...fields)
-      .xack(message.stream, this.group, message.entryId)
-      .sadd(deadLetterRegistryKey(this.prefix), this.group)
-      .exec();
-    const failed = results?.find(([e]) => e);
-    if (!results || failed) throw failed?.[0] ?? new Error('dead-letter transaction was discarded');
+    if (this.onCluster) {
+      // Ordered so that a failure between two commands never loses the entry: until the XACK it
+      // stays pending and is delivered again — and dead-lettered again (past maxDeliveries without
+      // running the handler). A second dead-letter entry is harmless: the failed_events record is
+      // an upsert keyed by group, source stream and entry id. The registry SADD (idempotent) goes
+      // first, so the recorder knows the group's dead-letter stream before anything is in it, and
+      // the XACK follows the XADD directly.
+      await this.client.sadd(deadLetterRegistryKey(this.prefix), this.group);
+      await this.client.xadd(dlq, '*', ...fields);
+      await this.client.xack(message.stream, this.group, message.entryId);
+    } else {
+      const results = await this.client
+        .multi()
+        .xadd(dlq, '*', ...fields)
+        .xack(message.stream, this.group, message.entryId)
+        .sadd(deadLetterRegistryKey(this.prefix), this.group)
+        .exec();
+      const failed = results?.find(([e]) => e);
+      if (!results || failed) throw failed?.[0] ?? new Error('dead-letter transaction was discarded');
+    }
     this.logger.error(
       {
         stream: message.stream,
@@ -609,12 +691,12 @@ class RedisSubscription implements Subscription {
     if (this.pendingAcks.size === 0) return;
     const batch = [...this.pendingAcks];
     this.pendingAcks.clear();
-    const pipeline = this.client.pipeline();
-    for (const [stream, ids] of batch) pipeline.xack(stream, this.group, ...ids);
     try {
-      const results = await pipeline.exec();
-      const failed = results?.find(([e]) => e);
-      if (failed) throw failed[0];
+      // One pipeline on a standalone Redis; one per stream's slot on a cluster.
+      await execPipelined(
+        this.client,
+        batch.map(([stream, ids]): PipelineCommand => ['xack', stream, this.group, ...ids]),
+      );
     } catch (error) {
       // Not acknowledged: the entries stay pending and come back after claimIdleMs; the
       // idempotency middleware keeps a second delivery from repeating side effects.
@@ -700,6 +782,18 @@ class RedisSubscription implements Subscription {
       }
     }
   }
+}
+
+function fromReadReply(reply: [string, RawEntry[]][] | null): Queued[] {
+  const out: Queued[] = [];
+  for (const [stream, entries] of reply ?? []) {
+    for (const [entryId, fields] of entries) {
+      if (!fields) continue;
+      const record = toRecord(fields);
+      out.push({ stream, entryId, fields: record, deliveryCount: 1, priority: priorityOf(record) });
+    }
+  }
+  return out;
 }
 
 function compareIds(a: string, b: string): number {
