@@ -55,6 +55,8 @@ export interface EventBus {
 /** Tunables of the consumer side; tests shorten them. */
 export interface SubscriberTuning {
   blockMs?: number;
+  /** On a Redis Cluster: wait between read rounds that found nothing. */
+  clusterPollMs?: number;
   scanIntervalMs?: number;
   discoveryIntervalMs?: number;
   watchdogGraceMs?: number;
