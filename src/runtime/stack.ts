@@ -280,7 +280,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         },
       });
       if (orchestrator) registerOrchestratorRoutes(server, orchestrator);
-      if (failedEvents) {
+      if (feed && store && failedEvents) {
+        // Shield's routes: deployments, events, SSE, DLQ, workers, and the dashboard at /.
+        await registerShieldRoutes(server, { db: store.db, bus, failedEvents, feed, logger });
+      } else if (failedEvents) {
         server.get(
           '/api/workers',
           { schema: { summary: 'Consumer groups, consumers, lag, pending, heartbeats' } },
