@@ -6,6 +6,7 @@ import { type DeploymentEvent, decodeEntry } from '../../src/events/index.js';
 import { loadSettings } from '../../src/runtime/config.js';
 import { silentLogger } from '../../src/runtime/logging.js';
 import { COMPONENTS, type ComponentName, type Stack, startStack } from '../../src/runtime/stack.js';
+import { streamReaderFor } from '../../src/shield/stream-reader.js';
 import { postgresBackend, type TestDatabase } from '../store/backends.js';
 import { deletePrefix, TEST_REDIS_URL, testRedis, uniquePrefix } from '../support/redis.js';
 
@@ -27,15 +28,22 @@ export async function startE2E(options: {
   components?: readonly ComponentName[];
   notifierConfig?: string;
   extraEnv?: Record<string, string>;
+  /** `redis` (Redis + PostgreSQL, the default), `embedded` (SQLite bus and store), or a cluster URL. */
+  backend?: 'redis' | 'embedded' | { clusterUrl: string };
 }): Promise<E2E> {
   const prefix = uniquePrefix('e2e');
-  const database: TestDatabase = await postgresBackend.create();
+  const backend = options.backend ?? 'redis';
+  const database: TestDatabase | undefined =
+    backend === 'embedded' ? undefined : await postgresBackend.create();
   const workdir = await mkdtemp(path.join(tmpdir(), 'materi-e2e-'));
   const env: Record<string, string> = {
-    MATERI_REDIS_URL: TEST_REDIS_URL,
     MATERI_STREAM_PREFIX: prefix,
-    MATERI_DATABASE_URL: database.databaseUrl!,
     MATERI_DATA_DIR: workdir,
+    ...(backend === 'redis' ? { MATERI_REDIS_URL: TEST_REDIS_URL } : {}),
+    ...(typeof backend === 'object'
+      ? { MATERI_REDIS_URL: backend.clusterUrl, MATERI_REDIS_CLUSTER: 'true' }
+      : {}),
+    ...(database ? { MATERI_DATABASE_URL: database.databaseUrl! } : {}),
     ...options.extraEnv,
   };
   if (options.notifierConfig) {
@@ -59,26 +67,26 @@ export async function startE2E(options: {
     workdir,
     prefix,
     async events() {
-      const redis = testRedis();
-      try {
-        const all: { event: DeploymentEvent; id: string }[] = [];
-        for (const type of await redis.smembers(`${prefix}:registry:streams`)) {
-          for (const [id, fields] of await redis.xrange(`${prefix}:${type}`, '-', '+'))
-            all.push({ event: decodeEntry(fields), id });
+      // Read through the bus itself, so it works on every backend.
+      const reader = streamReaderFor(stack.bus);
+      const all: { event: DeploymentEvent; id: string }[] = [];
+      for (const type of await reader.types()) {
+        for (const entry of await reader.read(type, undefined, 10_000)) {
+          all.push({ event: decodeEntry(entry.fields), id: entry.entryId });
         }
-        return all
-          .sort((a, b) => a.event.time.getTime() - b.event.time.getTime() || a.id.localeCompare(b.id))
-          .map((x) => x.event);
-      } finally {
-        await redis.quit();
       }
+      return all
+        .sort((a, b) => a.event.time.getTime() - b.event.time.getTime() || a.id.localeCompare(b.id))
+        .map((x) => x.event);
     },
     async close() {
       await stack.close();
-      const redis = testRedis();
-      await deletePrefix(redis, prefix);
-      await redis.quit();
-      await database.drop();
+      if (backend === 'redis') {
+        const redis = testRedis();
+        await deletePrefix(redis, prefix);
+        await redis.quit();
+      }
+      await database?.drop();
       await rm(workdir, { recursive: true, force: true });
     },
   };
