@@ -27,36 +27,48 @@ export class ProgressPrinter {
   ) {}
 
   update(view: DeploymentView): void {
-    const events = view.state.events;
-    for (const event of events.slice(this.printedEvents)) {
-      if (this.json) this.out.write(`${JSON.stringify({ deployment_id: view.id, ...event })}\n`);
-      else {
-        const line = this.describe(view, event.type, event.data as Record<string, unknown>);
-        if (line) this.line(line);
-      }
-    }
-    this.printedEvents = events.length;
+    // Published events and gate verdicts, interleaved by time, each printed once.
+    const items: { at: number; print: () => void }[] = [];
+    view.state.events.slice(this.printedEvents).forEach((event) => {
+      items.push({
+        at: Date.parse(event.time),
+        print: () => {
+          if (this.json) this.out.write(`${JSON.stringify({ deployment_id: view.id, ...event })}\n`);
+          else {
+            const line = this.describe(view, event.type, event.data as Record<string, unknown>);
+            if (line) this.line(line);
+          }
+        },
+      });
+    });
+    this.printedEvents = view.state.events.length;
     if (!this.json) {
       for (const [gate, state] of Object.entries(view.state.gates)) {
         if (!state?.completedAt || this.printedGates.has(gate)) continue;
         this.printedGates.add(gate);
-        const ok = !/FAILED|UNHEALTHY|ERRORED|ROLLBACK/.test(state.verdict ?? '');
-        this.line(
-          `${ok ? '✓' : '✗'} ${gate} ${state.verdict?.replace(':ROLLBACK', '')} (${seconds(state.completedAt - state.requestedAt)})${state.message && !ok ? `: ${state.message}` : ''}`,
-        );
+        const ok = !/FAILED|UNHEALTHY|ERRORED|TIMED_OUT|ROLLBACK/.test(state.verdict ?? '');
+        items.push({
+          at: state.completedAt,
+          print: () =>
+            this.line(
+              `${ok ? '✓' : '✗'} ${gate} ${state.verdict?.replace(':ROLLBACK', '')} (${seconds(state.completedAt! - state.requestedAt)})${state.message && !ok ? `: ${state.message}` : ''}`,
+            ),
+        });
       }
-      if (
-        this.out.isTTY &&
-        view.blockedOn &&
-        !['SUCCESS', 'FAILURE', 'ROLLED_BACK', 'CANCELLED'].includes(view.status)
-      ) {
-        const frames = '⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏';
-        const waited = Math.round((Date.now() - Date.parse(view.blockedOn.since)) / 1000);
-        this.out.write(
-          `\r\x1b[K${frames[this.spinner++ % frames.length]} blocked on: ${view.blockedOn.group}, ${waited} s`,
-        );
-        this.transient = true;
-      }
+    }
+    for (const item of items.sort((a, b) => a.at - b.at)) item.print();
+    if (
+      !this.json &&
+      this.out.isTTY &&
+      view.blockedOn &&
+      !['SUCCESS', 'FAILURE', 'ROLLED_BACK', 'CANCELLED'].includes(view.status)
+    ) {
+      const frames = '⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏';
+      const waited = Math.round((Date.now() - Date.parse(view.blockedOn.since)) / 1000);
+      this.out.write(
+        `\r\x1b[K${frames[this.spinner++ % frames.length]} blocked on: ${view.blockedOn.group}, ${waited} s`,
+      );
+      this.transient = true;
     }
   }
 

@@ -282,7 +282,7 @@ export class DeploymentSaga {
     current.message = summarizeResult(gate, result);
     const execution = enumName(result.executionStatus, 'EXECUTION_STATUS_');
     // Keptn's distinction: the checks not running at all is not the same as them failing.
-    if (execution && execution !== 'SUCCEEDED') current.verdict = `ERRORED:${execution}`;
+    if (execution && execution !== 'SUCCEEDED') current.verdict = execution;
     else if (result.rollbackRecommended === true) current.verdict = `${current.verdict}:ROLLBACK`;
     await this.save();
     this.judge(gate);
