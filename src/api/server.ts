@@ -81,14 +81,12 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
       .send({ error: { code: 'MATERI_ERR_INTERNAL', message: 'internal error; see the server log' } });
   });
   app.setNotFoundHandler((request, reply) =>
-    reply
-      .status(404)
-      .send({
-        error: {
-          code: 'MATERI_ERR_NOT_FOUND',
-          message: `no route ${request.method} ${request.url.split('?')[0]}`,
-        },
-      }),
+    reply.status(404).send({
+      error: {
+        code: 'MATERI_ERR_NOT_FOUND',
+        message: `no route ${request.method} ${request.url.split('?')[0]}`,
+      },
+    }),
   );
 
   app.get('/healthz', { config: { access: 'public' }, schema: { hide: true } }, async (_request, reply) => {

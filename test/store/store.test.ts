@@ -115,7 +115,9 @@ describe.each(BACKENDS)('store on $dialect', (backend) => {
     const store = track(await openStore(optionsFor(database)));
 
     expect(store.dialect).toBe(backend.dialect);
-    expect(await tableNames(store)).toEqual(expect.arrayContaining(['failed_events', 'kysely_migration', 'kysely_migration_lock']));
+    expect(await tableNames(store)).toEqual(
+      expect.arrayContaining(['failed_events', 'kysely_migration', 'kysely_migration_lock']),
+    );
     expect(await executedMigrations(store)).toEqual(MIGRATIONS.map((migration) => migration.name));
     const columns = (await store.db.introspection.getTables()).find(
       (t) => t.name === 'failed_events',
