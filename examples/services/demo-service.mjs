@@ -18,7 +18,8 @@ if (version.includes('crash')) {
 }
 
 // The demo (`materi up --demo`) marks some versions as faulty releases this way.
-const unhealthy = version.includes('unhealthy') || (process.env.DEMO_UNHEALTHY_VERSIONS ?? '').split(',').includes(version);
+const unhealthy =
+  version.includes('unhealthy') || (process.env.DEMO_UNHEALTHY_VERSIONS ?? '').split(',').includes(version);
 
 let requests = 0;
 let healthProbes = 0;
