@@ -1,6 +1,6 @@
 /**
  * Consumer throughput and latency, side by side in one run:
- * - ours: Router + RedisSubscriber, concurrency 50, middleware on (logging, idempotency, timeout),
+ * - ours: Router + RedisSubscriber, concurrency 50, the middleware `materi up` runs (logging, idempotency),
  *   no-op handler, acks batched per tick;
  * - raw: an XREADGROUP COUNT 200 + pipelined XACK loop with ioredis;
  * - BullMQ: a Worker with concurrency 50 and a no-op processor.
@@ -8,7 +8,7 @@
  */
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { idempotency, logging, timeout } from '../src/bus/middleware/index.js';
+import { idempotency, logging } from '../src/bus/middleware/index.js';
 import { createRedisClient } from '../src/bus/redis/connection.js';
 import { RedisIdempotencyStore } from '../src/bus/redis/idempotency.js';
 import { RedisPublisher } from '../src/bus/redis/publisher.js';
@@ -59,11 +59,7 @@ async function ours(n: number): Promise<number> {
     subscriber: new RedisSubscriber({ client, prefix, blockMs: 100 }),
     publisher,
     logger: silentLogger(),
-    middleware: [
-      logging(),
-      idempotency({ store: new RedisIdempotencyStore({ client: markers, prefix }) }),
-      timeout(5000),
-    ],
+    middleware: [logging(), idempotency({ store: new RedisIdempotencyStore({ client: markers, prefix }) })],
   });
   router.addHandler({
     name: 'noop',
@@ -171,11 +167,7 @@ async function latency(kind: 'ours' | 'raw', rate: number, seconds: number): Pro
     const router = new Router({
       subscriber: new RedisSubscriber({ client, prefix: `${prefix}:lat-${kind}`, blockMs: 1000 }),
       publisher,
-      middleware: [
-        logging(),
-        idempotency({ store: new RedisIdempotencyStore({ client: markers, prefix }) }),
-        timeout(5000),
-      ],
+      middleware: [logging(), idempotency({ store: new RedisIdempotencyStore({ client: markers, prefix }) })],
     });
     router.addHandler({
       name: 'lat',
