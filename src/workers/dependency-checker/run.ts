@@ -1,9 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
+import { untilAborted } from '../../bus/backoff.js';
 import { ConfigError, describeCause, MateriError } from '../../errors/index.js';
 import { DependencyCheckResult, ExecutionStatus } from '../../events/index.js';
 import { type Logger, silentLogger } from '../../runtime/logging.js';
 import { environmentLookup, expandReferences, type Lookup } from '../../runtime/references.js';
+import { SecretMask } from '../../runtime/secrets.js';
 import {
   type DependencyProbe,
   type DependencySettings,
@@ -161,7 +163,7 @@ async function checkDependency(
   const timeoutMs = dependency.timeoutMs ?? shared.timeoutMs;
   const retries = dependency.retries ?? shared.retries;
   const retryDelayMs = dependency.retryDelayMs ?? shared.retryDelayMs;
-  const secrets = new Set<string>();
+  const secrets = new SecretMask();
   let attempts = 0;
   let verdict: ProbeVerdict;
   let latencyMs: number;
@@ -198,7 +200,7 @@ async function checkDependency(
     service: dependency.service ?? '',
     healthy: verdict.healthy,
     latencyMs,
-    message: oneLine(maskSecrets(message, secrets)),
+    message: oneLine(secrets.mask(message)),
     critical: dependency.critical ?? true,
     attempts,
   };
@@ -213,7 +215,7 @@ async function attemptOnce(
   probe: DependencyProbe,
   dependency: Dependency,
   budget: number,
-  secrets: Set<string>,
+  secrets: SecretMask,
   shared: Shared,
 ): Promise<{ verdict: ProbeVerdict; timedOut: boolean; retryable: boolean }> {
   const controller = new AbortController();
@@ -226,7 +228,7 @@ async function attemptOnce(
     resolve: (value) =>
       expandReferences(value, (name) => {
         const resolved = shared.lookup(name);
-        if (resolved !== undefined) rememberSecret(secrets, resolved);
+        if (resolved !== undefined) secrets.remember(resolved);
         return resolved;
       }),
   };
@@ -264,37 +266,6 @@ function describeProbeError(error: unknown): string {
   return describeCause(error);
 }
 
-/** A resolved value, and the password of a resolved URL, are secrets to mask. */
-function rememberSecret(secrets: Set<string>, value: string): void {
-  secrets.add(value);
-  try {
-    const url = new URL(value);
-    if (url.password) {
-      secrets.add(url.password);
-      secrets.add(decodeURIComponent(url.password));
-    }
-  } catch {
-    // Not a URL.
-  }
-}
-
-function maskSecrets(message: string, secrets: Set<string>): string {
-  let masked = message;
-  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
-    if (secret.length >= 4) masked = masked.split(secret).join('***');
-  }
-  return masked;
-}
-
 function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ').trim();
-}
-
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const abort = () => reject(signal.reason);
-    if (signal.aborted) return abort();
-    signal.addEventListener('abort', abort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
-  });
 }

@@ -1,8 +1,10 @@
 import { performance } from 'node:perf_hooks';
+import { untilAborted } from '../../bus/backoff.js';
 import { describeCause, MateriError } from '../../errors/index.js';
 import { CheckStatus, ExecutionStatus, ValidationResult } from '../../events/index.js';
 import { type Logger, silentLogger } from '../../runtime/logging.js';
 import { environmentLookup, expandReferences, type Lookup } from '../../runtime/references.js';
+import { SecretMask } from '../../runtime/secrets.js';
 import {
   type CheckContext,
   CheckFailure,
@@ -196,7 +198,7 @@ async function runCheck(
   const deadlineFirst = untilDeadline > 0 && untilDeadline < planned.timeoutMs;
   const budget = deadlineFirst ? Math.max(1, Math.floor(untilDeadline)) : planned.timeoutMs;
 
-  const secrets = new Set<string>();
+  const secrets = new SecretMask();
   const context: CheckContext = {
     signal: controller.signal,
     timeoutMs: budget,
@@ -206,7 +208,7 @@ async function runCheck(
     resolve: (value) =>
       expandReferences(value, (name) => {
         const resolved = shared.lookup(name);
-        if (resolved !== undefined) rememberSecret(secrets, resolved);
+        if (resolved !== undefined) secrets.remember(resolved);
         return resolved;
       }),
   };
@@ -248,7 +250,7 @@ async function runCheck(
     name: planned.name,
     kind: planned.check.kind,
     status,
-    message: oneLine(maskSecrets(verdict.message, secrets)),
+    message: oneLine(secrets.mask(verdict.message)),
     durationMs: Math.round(performance.now() - started),
   };
   shared.logger.debug(
@@ -268,38 +270,6 @@ function listProblems(outcomes: ValidationCheckOutcome[]): string {
   return outcomes.map((o) => `${o.name}: ${o.message}`).join('; ');
 }
 
-/** A resolved value, and the password of a resolved URL, are secrets to mask. */
-function rememberSecret(secrets: Set<string>, value: string): void {
-  secrets.add(value);
-  try {
-    const url = new URL(value);
-    if (url.password) {
-      secrets.add(url.password);
-      secrets.add(decodeURIComponent(url.password));
-    }
-  } catch {
-    // Not a URL.
-  }
-}
-
-function maskSecrets(message: string, secrets: Set<string>): string {
-  let masked = message;
-  // Longest first, so a URL is masked whole before its password is looked for.
-  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
-    if (secret.length >= 4) masked = masked.split(secret).join('***');
-  }
-  return masked;
-}
-
 function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ').trim();
-}
-
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const abort = () => reject(signal.reason);
-    if (signal.aborted) return abort();
-    signal.addEventListener('abort', abort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
-  });
 }
