@@ -10,4 +10,7 @@ if ! git diff --quiet --exit-code -- src/events/gen || [ -n "$(git ls-files --ot
   git --no-pager diff --stat -- src/events/gen >&2
   exit 1
 fi
-echo "generated code is current"
+
+# The event reference is generated from the proto files too.
+node --import tsx scripts/gen-event-docs.ts --check
+echo "generated code and docs/events.md are current"

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { BackendUnavailableError, describeCause } from '../errors/index.js';
+import { replayStreamKey } from '../events/streams.js';
 import type { Settings } from '../runtime/config.js';
 import type { Logger } from '../runtime/logging.js';
 import { sleep } from './backoff.js';
@@ -12,7 +13,7 @@ import {
 import { RedisIdempotencyStore } from './redis/idempotency.js';
 import { RedisInspector } from './redis/inspector.js';
 import { RedisPublisher } from './redis/publisher.js';
-import { RedisSubscriber, replayStreamKey } from './redis/subscriber.js';
+import { RedisSubscriber } from './redis/subscriber.js';
 import { openSqliteBus, type SqliteBus } from './sqlite/index.js';
 import type {
   BusInspector,

@@ -188,6 +188,11 @@ export class DeploymentSaga {
     await this.gate('validation');
     await this.gate('dependency');
     await this.runStages();
+    if (buildHealthSpec(this.plan).services.length === 0) {
+      // Nothing to watch: the plan gives no service a health URL.
+      this.warn('no service has a health URL, so the health gate was skipped');
+      return;
+    }
     await this.gate('health');
     if (this.plan.health.bakeMs > 0) await this.gate('bake');
   }
@@ -296,10 +301,9 @@ export class DeploymentSaga {
     const fail = (reason: string) => {
       throw new DeploymentFailure({ gate, reason: `${label}: ${reason}`, details: current.message });
     };
-    if (verdict.startsWith('ERRORED:'))
-      fail(
-        `${GATES[gate].group} could not run its checks (${verdict.slice(8).toLowerCase()}): ${current.message}`,
-      );
+    if (verdict === 'ERRORED') fail(`${GATES[gate].group} could not run its checks: ${current.message}`);
+    if (verdict === 'TIMED_OUT')
+      fail(`${GATES[gate].group} did not finish its checks in time: ${current.message}`);
     if (gate === 'validation') {
       if (verdict === 'FAILED') fail(current.message ?? 'failed');
       if (verdict === 'WARNINGS') this.warn(`validation passed with warnings: ${current.message}`);

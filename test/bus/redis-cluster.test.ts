@@ -9,13 +9,14 @@ import { createRedisClient, isCluster } from '../../src/bus/redis/connection.js'
 import { RedisIdempotencyStore } from '../../src/bus/redis/idempotency.js';
 import { RedisInspector } from '../../src/bus/redis/inspector.js';
 import { RedisPublisher } from '../../src/bus/redis/publisher.js';
-import { RedisSubscriber, replayStreamKey } from '../../src/bus/redis/subscriber.js';
+import { RedisSubscriber } from '../../src/bus/redis/subscriber.js';
 import { Router } from '../../src/bus/router.js';
 import type { OutgoingEvent, Subscriber } from '../../src/bus/types.js';
 import { UnrecoverableError } from '../../src/errors/index.js';
 import {
   deadLetterRegistryKey,
   deadLetterStreamKey,
+  replayStreamKey,
   streamKey,
   streamRegistryKey,
 } from '../../src/events/streams.js';

@@ -1,9 +1,9 @@
 import { createRedisClient } from '../../src/bus/redis/connection.js';
 import { RedisIdempotencyStore } from '../../src/bus/redis/idempotency.js';
 import { RedisPublisher } from '../../src/bus/redis/publisher.js';
-import { RedisSubscriber, replayStreamKey } from '../../src/bus/redis/subscriber.js';
+import { RedisSubscriber } from '../../src/bus/redis/subscriber.js';
 import type { Subscriber } from '../../src/bus/types.js';
-import { deadLetterStreamKey } from '../../src/events/streams.js';
+import { deadLetterStreamKey, replayStreamKey } from '../../src/events/streams.js';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
 import { type BusHarness, busContract } from './contract.js';
 

@@ -3,13 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { idempotency } from '../../src/bus/middleware/index.js';
-import { replayStreamKey } from '../../src/bus/redis/subscriber.js';
 import { Router } from '../../src/bus/router.js';
 import { openSqliteBus, SqliteBus, SqliteBusDatabase } from '../../src/bus/sqlite/index.js';
 import type { Handler, ReceivedMessage, SubscriptionObserver } from '../../src/bus/types.js';
 import { BackendUnavailableError, UnrecoverableError } from '../../src/errors/index.js';
 import { encodeEntry, fieldsToRecord } from '../../src/events/codec.js';
-import { deadLetterStreamKey, streamKey } from '../../src/events/streams.js';
+import { deadLetterStreamKey, replayStreamKey, streamKey } from '../../src/events/streams.js';
 import { eventually } from '../support/redis.js';
 
 const prefix = 'materi:events:deployment';

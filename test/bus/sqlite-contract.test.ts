@@ -1,9 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { replayStreamKey } from '../../src/bus/redis/subscriber.js';
 import { openSqliteBus, SqliteBus, SqliteBusDatabase } from '../../src/bus/sqlite/index.js';
-import { deadLetterStreamKey, streamKey } from '../../src/events/streams.js';
+import { deadLetterStreamKey, replayStreamKey, streamKey } from '../../src/events/streams.js';
 import { uniquePrefix } from '../support/redis.js';
 import { type BusHarness, busContract } from './contract.js';
 

@@ -141,6 +141,21 @@ describe('deployment saga', () => {
     expect(done.reason).toBe('health gate: api: error rate 45% over 20%');
   });
 
+  it('fails and rolls back when the health monitor could not run its checks (errored, not healthy)', async () => {
+    const orchestrator = await h.orchestrator();
+    await orchestrator.waitFor(
+      (await orchestrator.submit({ planText: commandPlan({ log }), planSource: 'p', version: 'v1' })).id,
+    );
+    h.answers.healthErrored = true;
+    const done = await orchestrator.waitFor(
+      (await orchestrator.submit({ planText: commandPlan({ log }), planSource: 'p', version: 'v2' })).id,
+    );
+    expect(done.status).toBe('ROLLED_BACK');
+    expect(done.reason).toBe(
+      'health gate: printery-health-monitor could not run its checks: invalid health spec: thresholds.p95Ms: expected a number',
+    );
+  });
+
   it('fails a gate whose worker never answers at its deadline, naming the gate and the silent group', async () => {
     h.answers.validation = 'silent';
     const orchestrator = await h.orchestrator();

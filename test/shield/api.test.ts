@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiServer } from '../../src/api/index.js';
-import { replayStreamKey } from '../../src/bus/redis/subscriber.js';
+import { replayStreamKey } from '../../src/events/streams.js';
 import { silentLogger } from '../../src/runtime/logging.js';
 import { registerShieldRoutes, ShieldFeed, type UnifiedDeployment } from '../../src/shield/index.js';
 import { FailedEventStore, openStore } from '../../src/store/index.js';

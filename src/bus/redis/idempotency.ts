@@ -71,7 +71,12 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     await this.options.client.del(this.key(group, eventId));
   }
 
-  private enqueue<T>(queue: Map<string, Waiting<T>[]>, group: string, eventId: string, arg: string): Promise<T> {
+  private enqueue<T>(
+    queue: Map<string, Waiting<T>[]>,
+    group: string,
+    eventId: string,
+    arg: string,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const list = queue.get(group);
       const waiting = { key: this.key(group, eventId), arg, resolve, reject };
@@ -91,26 +96,48 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     this.begins.clear();
     this.completes.clear();
     for (const list of begins) {
-      for (let i = 0; i < list.length; i += MAX_BATCH) {
-        const batch = list.slice(i, i + MAX_BATCH);
-        this.run(BEGIN, batch, batch.map((w) => w.arg)).then(
-          (replies) => batch.forEach((w, j) => w.resolve((replies as string[])[j] as 'acquired' | 'done' | 'busy')),
-          (error) => batch.forEach((w) => w.reject(error)),
+      for (const batch of batches(list)) {
+        this.settle(
+          batch,
+          this.run(
+            BEGIN,
+            batch,
+            batch.map((w) => w.arg),
+          ),
+          (replies, j) => (replies as string[])[j],
         );
       }
     }
     for (const list of completes) {
-      for (let i = 0; i < list.length; i += MAX_BATCH) {
-        const batch = list.slice(i, i + MAX_BATCH);
-        this.run(COMPLETE, batch, [String(this.windowMs)]).then(
-          () => batch.forEach((w) => w.resolve()),
-          (error) => batch.forEach((w) => w.reject(error)),
-        );
+      for (const batch of batches(list)) {
+        this.settle(batch, this.run(COMPLETE, batch, [String(this.windowMs)]), () => undefined);
       }
     }
+  }
+
+  /** Resolves every waiting call of a batch from the script's reply, or rejects them all. */
+  private settle<T>(
+    batch: Waiting<T>[],
+    reply: Promise<unknown>,
+    pick: (reply: unknown, index: number) => unknown,
+  ): void {
+    reply.then(
+      (value) => {
+        for (const [j, w] of batch.entries()) w.resolve(pick(value, j) as T);
+      },
+      (error) => {
+        for (const w of batch) w.reject(error);
+      },
+    );
   }
 
   private run(script: string, batch: Waiting<unknown>[], args: string[]): Promise<unknown> {
     return this.options.client.call('EVAL', script, batch.length, ...batch.map((w) => w.key), ...args);
   }
+}
+
+function batches<T>(list: T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < list.length; i += MAX_BATCH) out.push(list.slice(i, i + MAX_BATCH));
+  return out;
 }

@@ -1,4 +1,5 @@
-import { deadLetterStreamKey, streamKey, streamRegistryKey } from '../../events/streams.js';
+import { deadLetterStreamKey, replayStreamKey, streamKey, streamRegistryKey } from '../../events/streams.js';
+import { describeConsumer } from '../consumers.js';
 import type {
   BusInspector,
   ConsumerStatus,
@@ -7,10 +8,6 @@ import type {
   StreamGroupStatus,
 } from '../types.js';
 import { type RedisClient, streamIdTime } from './connection.js';
-import { replayStreamKey, retryConsumerName } from './subscriber.js';
-
-/** A heartbeat older than this many intervals means the process is gone. */
-const MISSED_BEATS = 3;
 
 export interface RedisInspectorOptions {
   client: RedisClient;
@@ -125,7 +122,10 @@ export class RedisInspector implements BusInspector {
             existing.idleMs = Math.min(existing.idleMs, Number(c.idle));
             continue;
           }
-          known.set(c.name!, this.describeConsumer(name, c.name!, Number(c.pending), Number(c.idle), alive));
+          known.set(
+            c.name!,
+            describeConsumer(name, c.name!, Number(c.pending), Number(c.idle), alive, this.interval),
+          );
         }
       }
     };
@@ -136,31 +136,5 @@ export class RedisInspector implements BusInspector {
       group.deadLettered = await client.xlen(deadLetterStreamKey(prefix, name));
     }
     return [...groups.values()].sort((a, b) => a.group.localeCompare(b.group));
-  }
-
-  private describeConsumer(
-    group: string,
-    name: string,
-    pending: number,
-    idleMs: number,
-    alive: Map<string, ProcessHeartbeat>,
-  ): ConsumerStatus {
-    if (name === retryConsumerName(group)) return { name, pending, idleMs, state: 'retry' };
-    // <group>:<host>:<pid>:<slot> — the group itself may contain ':'.
-    const parts = name.slice(group.length + 1).split(':');
-    const slot = parts.pop();
-    const pid = Number(parts.pop());
-    const host = parts.join(':');
-    const beat = alive.get(`${host}:${pid}`);
-    const fresh = beat !== undefined && Date.now() - beat.beatAt.getTime() < MISSED_BEATS * this.interval;
-    return {
-      name,
-      pending,
-      idleMs,
-      host: slot === undefined ? undefined : host,
-      pid: Number.isFinite(pid) ? pid : undefined,
-      lastHeartbeat: beat?.beatAt,
-      state: fresh ? 'alive' : 'dead',
-    };
   }
 }

@@ -5,11 +5,18 @@ import {
   DEFAULT_STREAM_PREFIX,
   deadLetterRegistryKey,
   deadLetterStreamKey,
+  replayStreamKey,
   streamKey,
   streamRegistryKey,
 } from '../../events/streams.js';
 import { type Logger, silentLogger } from '../../runtime/logging.js';
 import { type BackoffSettings, backoffDelay, DEFAULT_BACKOFF, sleep, stableRandom } from '../backoff.js';
+import {
+  consumerName,
+  deadLetterFields,
+  retryConsumerName,
+  validateSubscriptionOptions,
+} from '../consumers.js';
 import type {
   Disposition,
   ProcessMessage,
@@ -101,16 +108,6 @@ export class RedisSubscriber implements Subscriber {
   }
 }
 
-/** Name of the pseudo-consumer that holds a group's entries waiting for a retry. */
-export function retryConsumerName(group: string): string {
-  return `${group}@retry`;
-}
-
-/** Stream from which a group receives replays of its dead-lettered events (only that group reads it). */
-export function replayStreamKey(prefix: string, group: string): string {
-  return `${prefix}:replay:${group}`;
-}
-
 interface Queued {
   stream: string;
   entryId: string;
@@ -177,10 +174,10 @@ class RedisSubscription implements Subscription {
     private readonly observer: SubscriptionObserver,
     private readonly onClosed: () => void,
   ) {
-    validateOptions(options);
+    validateSubscriptionOptions(options);
     this.group = options.group;
     this.client = settings.client;
-    this.consumer = `${options.group}:${settings.hostname ?? hostname()}:${globalThis.process.pid}:${options.slot ?? 0}`;
+    this.consumer = consumerName(options.group, settings.hostname ?? hostname(), options.slot);
     this.retryConsumer = retryConsumerName(options.group);
     this.concurrency = options.concurrency ?? 1;
     this.maxDeliveries = options.maxDeliveries ?? 5;
@@ -800,60 +797,4 @@ function compareIds(a: string, b: string): number {
   const [am = '0', as = '0'] = a.split('-');
   const [bm = '0', bs = '0'] = b.split('-');
   return Number(am) - Number(bm) || Number(as) - Number(bs);
-}
-
-function validateOptions(options: SubscriptionOptions): void {
-  const positive = (name: string, value: number | undefined) => {
-    if (value !== undefined && !(Number.isInteger(value) && value > 0)) {
-      throw new RangeError(`subscription ${options.group}: ${name} must be a positive integer, got ${value}`);
-    }
-  };
-  if (!/^[A-Za-z0-9:_.-]+$/.test(options.group)) {
-    throw new RangeError(`subscription group "${options.group}" may hold only letters, digits and : _ . -`);
-  }
-  if (options.types.length === 0) throw new RangeError(`subscription ${options.group}: no event types given`);
-  positive('concurrency', options.concurrency);
-  positive('maxDeliveries', options.maxDeliveries);
-  positive('claimIdleMs', options.claimIdleMs);
-}
-
-/** Fields of a dead-letter entry: where it came from, why it failed, and the original entry. */
-export function deadLetterFields(message: ReceivedMessage, error: unknown, reason: string): string[] {
-  const original = message.fields;
-  // A replayed entry that fails again is recorded against its original stream and entry.
-  const sourceStream = original.replay_of_stream ?? message.stream;
-  const entryId = original.replay_of_entry ?? message.entryId;
-  const stack = error instanceof Error && error.stack ? error.stack.slice(0, 4000) : '';
-  const payload: Record<string, string> = {};
-  for (const [k, v] of Object.entries(original)) if (!k.startsWith('replay_of_')) payload[k] = v;
-  return [
-    'source_stream',
-    sourceStream,
-    'entry_id',
-    entryId,
-    'event_id',
-    original.id ?? '',
-    'type',
-    original.type ?? '',
-    'group',
-    message.group,
-    'consumer',
-    message.consumer,
-    'attempts',
-    String(message.deliveryCount),
-    'reason',
-    reason,
-    'error',
-    describeCause(error).slice(0, 2000),
-    'stack',
-    stack,
-    'correlation_id',
-    original.correlation_id ?? '',
-    'deployment_id',
-    original.deployment_id ?? '',
-    'failed_at',
-    new Date().toISOString(),
-    'payload',
-    JSON.stringify(payload),
-  ];
 }

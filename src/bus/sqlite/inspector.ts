@@ -1,10 +1,9 @@
 import { deadLetterStreamKey } from '../../events/streams.js';
-import { retryConsumerName } from '../redis/subscriber.js';
+import { describeConsumer } from '../consumers.js';
 import type { BusInspector, ConsumerStatus, GroupStatus, ProcessHeartbeat } from '../types.js';
 import type { SqliteBusDatabase } from './database.js';
 
 /** A heartbeat older than this many intervals means the process is gone (as on Redis). */
-const MISSED_BEATS = 3;
 /** Heartbeats silent this long are forgotten. */
 const FORGET_AFTER_MS = 86_400_000;
 
@@ -139,36 +138,10 @@ export class SqliteInspector implements BusInspector {
         seen: number;
       }[];
       group.consumers = rows.map((c) =>
-        this.describeConsumer(group.group, c.name, c.pending, Math.max(0, now - c.seen), alive),
+        describeConsumer(group.group, c.name, c.pending, Math.max(0, now - c.seen), alive, this.interval),
       );
       group.deadLettered = deadLettered.get(deadLetterStreamKey(prefix, group.group)) as number;
     }
     return [...groups.values()];
-  }
-
-  private describeConsumer(
-    group: string,
-    name: string,
-    pending: number,
-    idleMs: number,
-    alive: Map<string, ProcessHeartbeat>,
-  ): ConsumerStatus {
-    if (name === retryConsumerName(group)) return { name, pending, idleMs, state: 'retry' };
-    // <group>:<host>:<pid>:<slot> — the group itself may contain ':'.
-    const parts = name.slice(group.length + 1).split(':');
-    const slot = parts.pop();
-    const pid = Number(parts.pop());
-    const host = parts.join(':');
-    const beat = alive.get(`${host}:${pid}`);
-    const fresh = beat !== undefined && Date.now() - beat.beatAt.getTime() < MISSED_BEATS * this.interval;
-    return {
-      name,
-      pending,
-      idleMs,
-      host: slot === undefined ? undefined : host,
-      pid: Number.isFinite(pid) ? pid : undefined,
-      lastHeartbeat: beat?.beatAt,
-      state: fresh ? 'alive' : 'dead',
-    };
   }
 }

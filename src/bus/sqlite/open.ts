@@ -1,7 +1,6 @@
 import type { ContentType } from '../../events/envelope.js';
-import { DEFAULT_STREAM_PREFIX } from '../../events/streams.js';
+import { DEFAULT_STREAM_PREFIX, replayStreamKey } from '../../events/streams.js';
 import { type Logger, silentLogger } from '../../runtime/logging.js';
-import { replayStreamKey } from '../redis/subscriber.js';
 import type { TrimOptions, TrimResult } from '../types.js';
 import { SqliteBusDatabase, type SqliteBusDatabaseOptions } from './database.js';
 import { SqliteIdempotencyStore } from './idempotency.js';

@@ -1,10 +1,20 @@
 import { hostname } from 'node:os';
 import { matchesEventPattern, PRIORITY_RANK, type PriorityName } from '../../events/catalog.js';
 import { fieldsToRecord } from '../../events/codec.js';
-import { DEFAULT_STREAM_PREFIX, deadLetterStreamKey, streamKey } from '../../events/streams.js';
+import {
+  DEFAULT_STREAM_PREFIX,
+  deadLetterStreamKey,
+  replayStreamKey,
+  streamKey,
+} from '../../events/streams.js';
 import { type Logger, silentLogger } from '../../runtime/logging.js';
 import { type BackoffSettings, backoffDelay, DEFAULT_BACKOFF, sleep, stableRandom } from '../backoff.js';
-import { deadLetterFields, replayStreamKey, retryConsumerName } from '../redis/subscriber.js';
+import {
+  consumerName,
+  deadLetterFields,
+  retryConsumerName,
+  validateSubscriptionOptions,
+} from '../consumers.js';
 import type {
   Disposition,
   ProcessMessage,
@@ -202,10 +212,10 @@ class SqliteSubscription implements Subscription {
     private readonly observer: SubscriptionObserver,
     private readonly onClosed: () => void,
   ) {
-    validateOptions(options);
+    validateSubscriptionOptions(options);
     this.group = options.group;
     this.database = settings.database;
-    this.consumer = `${options.group}:${settings.hostname ?? hostname()}:${globalThis.process.pid}:${options.slot ?? 0}`;
+    this.consumer = consumerName(options.group, settings.hostname ?? hostname(), options.slot);
     this.retryConsumer = retryConsumerName(options.group);
     this.concurrency = options.concurrency ?? 1;
     this.maxDeliveries = options.maxDeliveries ?? 5;
@@ -845,19 +855,4 @@ class SqliteSubscription implements Subscription {
       .write(() => forget.run(this.group, this.consumer, now - this.cleanupIdleMs))
       .catch((error) => this.observer.error?.(error, 'cleanup'));
   }
-}
-
-function validateOptions(options: SubscriptionOptions): void {
-  const positive = (name: string, value: number | undefined) => {
-    if (value !== undefined && !(Number.isInteger(value) && value > 0)) {
-      throw new RangeError(`subscription ${options.group}: ${name} must be a positive integer, got ${value}`);
-    }
-  };
-  if (!/^[A-Za-z0-9:_.-]+$/.test(options.group)) {
-    throw new RangeError(`subscription group "${options.group}" may hold only letters, digits and : _ . -`);
-  }
-  if (options.types.length === 0) throw new RangeError(`subscription ${options.group}: no event types given`);
-  positive('concurrency', options.concurrency);
-  positive('maxDeliveries', options.maxDeliveries);
-  positive('claimIdleMs', options.claimIdleMs);
 }

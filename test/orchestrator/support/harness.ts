@@ -19,6 +19,8 @@ import { postgresBackend, type TestDatabase } from '../../store/backends.js';
 import { deletePrefix, TEST_REDIS_URL, testRedis, uniquePrefix } from '../../support/redis.js';
 
 export interface GateAnswers {
+  /** The health monitor could not run its checks (Keptn's "errored" status). */
+  healthErrored?: boolean;
   validation?: ValidationResult | 'silent';
   dependency?: DependencyCheckResult | 'silent';
   health?: HealthStatus | 'silent';
@@ -116,8 +118,12 @@ export async function openOrchestratorHarness(): Promise<OrchestratorHarness> {
           deploymentId: e.deploymentId,
           status,
           rollbackRecommended: status === HealthStatus.UNHEALTHY,
-          reason: status === HealthStatus.UNHEALTHY ? 'api: error rate 45% over 20%' : 'all services healthy',
-          executionStatus: succeeded,
+          reason: answers.healthErrored
+            ? 'invalid health spec: thresholds.p95Ms: expected a number'
+            : status === HealthStatus.UNHEALTHY
+              ? 'api: error rate 45% over 20%'
+              : 'all services healthy',
+          executionStatus: answers.healthErrored ? ExecutionStatus.ERRORED : succeeded,
         },
       });
     },
@@ -193,7 +199,8 @@ export function commandPlan(options: {
     'project: shop',
     'environment: staging',
     'services:',
-    ...stages.map((s) => `  ${s.name}-svc: {}`),
+    // The test health monitor answers without probing; the URL only puts the service in the health gate.
+    ...stages.map((s) => `  ${s.name}-svc: { health: "http://127.0.0.1:9/health" }`),
     'stages:',
     ...stages.flatMap((s) => [
       `  - name: ${s.name}`,
