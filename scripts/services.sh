@@ -3,8 +3,8 @@
 # Debian's packages when absent — as needed. Idempotent: safe to run again and by hand.
 #
 #   bash scripts/services.sh            # Redis (>= 7) and PostgreSQL (needed by every test run)
-#   bash scripts/services.sh --peers    # also the packages some tests drive as real peers:
-#                                       # docker-registry, prometheus, alertmanager, chromium
+#   bash scripts/services.sh --peers    # also MariaDB and the packages some tests drive as real
+#                                       # peers: docker-registry, prometheus, alertmanager, chromium
 set -euo pipefail
 
 log() { printf 'services: %s\n' "$*" >&2; }
@@ -75,6 +75,18 @@ ensure_postgres() {
   done
 }
 
+ensure_mariadb() {
+  if mysqladmin -h 127.0.0.1 -u root ping >/dev/null 2>&1; then
+    log "MariaDB is running on 127.0.0.1:3306"
+    return
+  fi
+  command -v mariadbd >/dev/null || apt_install mariadb-server
+  log "starting MariaDB"
+  as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql || true
+  wait_for MariaDB mysqladmin -h 127.0.0.1 -u root ping
+  mysql -h 127.0.0.1 -u root -e 'CREATE DATABASE IF NOT EXISTS test' || true
+}
+
 ensure_peers() {
   local missing=()
   command -v docker-registry >/dev/null || missing+=(docker-registry)
@@ -92,4 +104,4 @@ ensure_peers() {
 
 ensure_redis
 ensure_postgres
-if [ "${1:-}" = "--peers" ]; then ensure_peers; fi
+if [ "${1:-}" = "--peers" ]; then ensure_mariadb; ensure_peers; fi

@@ -55,6 +55,11 @@ export function registerDeployCommands(program: Command): void {
     .addHelpText('after', '\nExit codes: 0 success, 1 failed, 2 bad input, 3 rolled back, 4 cancelled.')
     .action(async (file: string, options: DeployOptions) => {
       const vars = parseVars(options.var);
+      if (options.standalone && options.detach) {
+        throw new BadInputError(
+          '--detach needs a running server (materi up); --standalone runs the deployment in this process and waits',
+        );
+      }
       // Validate here first: a bad plan fails fast with the path of the error (exit 2).
       await loadPlanFile(file, { version: options.version, environment: options.env, vars });
       const request = {
@@ -79,15 +84,14 @@ export function registerDeployCommands(program: Command): void {
           settings,
           logger,
           role: 'deploy --standalone',
-          components: COMPONENTS.filter((c) => c !== 'shield'),
+          // The notifier runs only with a settings file: standalone has no local inbox to post to.
+          components: COMPONENTS.filter(
+            (c) => c !== 'shield' && (c !== 'notifier' || settings.notifierConfig),
+          ),
         });
         announceBackend(stack.bus);
         try {
           const view = await stack.orchestrator!.submit({ ...request, planText: request.plan });
-          if (options.detach) {
-            process.stdout.write(`${view.id}\n`);
-            return;
-          }
           final = await follow((id) => stack.orchestrator!.get(id), view.id, printer);
         } finally {
           await stack.close();
