@@ -141,6 +141,27 @@ describe('deployment saga', () => {
     expect(done.reason).toBe('health gate: api: error rate 45% over 20%');
   });
 
+  it('keeps watching during the bake period and rolls back when the services go bad in it', async () => {
+    const orchestrator = await h.orchestrator();
+    await orchestrator.waitFor(
+      (await orchestrator.submit({ planText: commandPlan({ log }), planSource: 'p', version: 'v1' })).id,
+    );
+    h.answers.bake = HealthStatus.UNHEALTHY;
+    const baked = await orchestrator.submit({
+      planText: commandPlan({ log, bake: '2s' }),
+      planSource: 'p',
+      version: 'v2',
+    });
+    const done = await orchestrator.waitFor(baked.id, 30_000);
+    expect(done.status).toBe('ROLLED_BACK');
+    expect(done.reason).toBe('bake period: api: error rate 45% over 20%');
+    const requests = (await h.events()).filter(
+      (e) => e.deploymentId === baked.id && e.type === 'health:check:started',
+    );
+    expect(requests.map((e) => (e.data as { purpose: number }).purpose)).toEqual([1, 2]);
+    expect(done.state.gates.health?.verdict).toBe('HEALTHY');
+  });
+
   it('fails and rolls back when the health monitor could not run its checks (errored, not healthy)', async () => {
     const orchestrator = await h.orchestrator();
     await orchestrator.waitFor(

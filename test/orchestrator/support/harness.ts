@@ -21,6 +21,8 @@ import { deletePrefix, TEST_REDIS_URL, testRedis, uniquePrefix } from '../../sup
 export interface GateAnswers {
   /** The health monitor could not run its checks (Keptn's "errored" status). */
   healthErrored?: boolean;
+  /** The verdict of the bake-period check (purpose BAKE), when it differs from `health`. */
+  bake?: HealthStatus;
   validation?: ValidationResult | 'silent';
   dependency?: DependencyCheckResult | 'silent';
   health?: HealthStatus | 'silent';
@@ -111,7 +113,8 @@ export async function openOrchestratorHarness(): Promise<OrchestratorHarness> {
     types: ['health:check:started'],
     handler: async (e, ctx) => {
       if (answers.health === 'silent') return;
-      const status = answers.health ?? HealthStatus.HEALTHY;
+      const baking = (e.data as { purpose?: number }).purpose === 2;
+      const status = (baking ? answers.bake : undefined) ?? answers.health ?? HealthStatus.HEALTHY;
       await ctx.publisher.publish({
         type: 'health:check:completed',
         data: {
@@ -186,6 +189,8 @@ export async function openOrchestratorHarness(): Promise<OrchestratorHarness> {
 /** A plan whose stages run shell commands that append to a log file. */
 export function commandPlan(options: {
   log: string;
+  /** `health.bake`, e.g. `2s`. */
+  bake?: string;
   stages?: { name: string; dependsOn?: string[]; deploy?: string; timeout?: string }[];
   validationTimeout?: string;
   rollback?: boolean;
@@ -214,7 +219,7 @@ export function commandPlan(options: {
     ]),
     `validation: { timeout: ${options.validationTimeout ?? '20s'}, checkTimeout: 500ms }`,
     'dependencies: { timeout: 20s, checkTimeout: 500ms }',
-    'health: { interval: 200ms, duration: 1s, timeout: 20s }',
+    `health: { interval: 200ms, duration: 1s, timeout: 20s${options.bake ? `, bake: ${options.bake}` : ''} }`,
     `rollback: { automatic: ${options.rollback ?? true} }`,
   ];
   return `${lines.join('\n')}\n`;
