@@ -34,3 +34,8 @@ export function streamRegistryKey(prefix: string): string {
 export function deadLetterRegistryKey(prefix: string): string {
   return `${prefix}:registry:dlq`;
 }
+
+/** Stream from which a group receives replays of its dead-lettered events (only that group reads it). */
+export function replayStreamKey(prefix: string, group: string): string {
+  return `${prefix}:replay:${group}`;
+}
