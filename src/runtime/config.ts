@@ -34,6 +34,12 @@ export interface Settings {
   claimIdleMs: number;
   /** `MATERI_LEASE_MS`: an orchestrator that has not renewed its lease this long loses its deployments. @defaultValue 15000 */
   leaseMs: number;
+  /**
+   * `MATERI_STREAM_RETENTION_MS`: event stream entries older than this are trimmed (never ones a
+   * group has not acknowledged; Shield keeps the full event log). 0 keeps everything.
+   * @defaultValue 604800000 (7 days)
+   */
+  streamRetentionMs: number;
 }
 
 const optionalText = z
@@ -69,6 +75,9 @@ const schema = z.object({
   MATERI_NOTIFIER_CONFIG: optionalText,
   MATERI_CLAIM_IDLE_MS: optionalText.pipe(z.coerce.number<string | undefined>().int().min(100).optional()),
   MATERI_LEASE_MS: optionalText.pipe(z.coerce.number<string | undefined>().int().min(100).optional()),
+  MATERI_STREAM_RETENTION_MS: optionalText.pipe(
+    z.coerce.number<string | undefined>().int().min(0).optional(),
+  ),
   MATERI_LOG_LEVEL: optionalText.pipe(
     z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
   ),
@@ -98,6 +107,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     notifierConfig: v.MATERI_NOTIFIER_CONFIG,
     claimIdleMs: v.MATERI_CLAIM_IDLE_MS ?? 30_000,
     leaseMs: v.MATERI_LEASE_MS ?? 15_000,
+    streamRetentionMs: v.MATERI_STREAM_RETENTION_MS ?? 7 * 86_400_000,
   };
 }
 

@@ -12,6 +12,7 @@ import {
   SHIELD_GROUP,
   ShieldFeed,
   shieldProjectionRegistration,
+  streamReaderFor,
 } from '../shield/index.js';
 import { FailedEventStore, openStore, type Store } from '../store/index.js';
 import {
@@ -259,6 +260,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       closers.push(async () => alerts.stop());
       closers.push(() => Promise.all(subscriptions.map((s) => s.close(2000))));
     }
+    if (feed && settings.streamRetentionMs > 0) {
+      // The process that keeps Shield's log also keeps the streams from growing forever.
+      const trimmer = startStreamTrimmer(bus, settings.streamRetentionMs, logger);
+      closers.push(async () => clearInterval(trimmer));
+    }
     const stopBeating = startHeartbeat(bus.inspector, {
       role: options.role,
       groups: () => [...new Set(groups)],
@@ -340,4 +346,26 @@ function registerInbox(server: FastifyInstance, logger: Logger): void {
     { schema: { summary: 'The latest status updates received by the local inbox' } },
     async () => received,
   );
+}
+
+/**
+ * Trims every event stream to the retention hourly (and once at start). The trim never removes an
+ * entry some consumer group has not acknowledged; Shield's event log keeps the history.
+ */
+function startStreamTrimmer(bus: EventBus, retentionMs: number, logger: Logger): NodeJS.Timeout {
+  const trimAll = async () => {
+    try {
+      for (const type of await streamReaderFor(bus).types()) {
+        const result = await bus.trim(type, { maxAgeMs: retentionMs });
+        if (result.removed > 0)
+          logger.info({ stream: result.stream, removed: result.removed }, 'trimmed stream');
+      }
+    } catch (error) {
+      logger.warn({ err: error }, 'trimming streams failed');
+    }
+  };
+  void trimAll();
+  const timer = setInterval(trimAll, 3_600_000);
+  timer.unref();
+  return timer;
 }
