@@ -221,19 +221,20 @@ export class DeploymentSaga {
             spec: buildDependencySpec(this.plan) as unknown as JsonObject,
           },
         };
-      default:
+      default: {
+        const spec = buildHealthSpec(this.plan, { purpose: gate === 'bake' ? 'bake' : 'post-deploy' });
         return {
           type: 'health:check:started',
           id: requestId,
           data: {
             ...base,
-            services: Object.keys(this.plan.services),
+            // Only services with a health endpoint can be watched.
+            services: spec.services.map((s) => s.name),
             purpose: gate === 'bake' ? HealthCheckPurpose.BAKE : HealthCheckPurpose.POST_DEPLOY,
-            spec: buildHealthSpec(this.plan, {
-              purpose: gate === 'bake' ? 'bake' : 'post-deploy',
-            }) as unknown as JsonObject,
+            spec: spec as unknown as JsonObject,
           },
         };
+      }
     }
   }
 

@@ -247,6 +247,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           failedEvents,
           logger,
           observer: metrics.observer,
+          claimIdleMs,
         }),
       );
       const alerts = new BusAlertMonitor({
