@@ -70,7 +70,7 @@ export function registerUpCommand(program: Command): void {
         process.stdout.write('No MATERI_API_TOKEN set: writes are accepted from this machine only.\n');
       const stopped = untilStopped();
       if (options.demo) {
-        const demo = runDemo(stack.orchestrator!, settings, stack.url!).catch((error: Error) => {
+        const demo = runDemo(stack.orchestrator!, stack.url!).catch((error: Error) => {
           process.stderr.write(`materi: demo failed: ${error.message}\n`);
         });
         const signal = await Promise.race([stopped, demo.then(() => stopped)]);
@@ -132,7 +132,7 @@ function summary(view: DeploymentView): string {
  * The demo: v1 of three local services (the starting point), then v2 (succeeds), then v3 — a
  * faulty release whose health checks fail — which the health gate catches and rolls back.
  */
-async function runDemo(orchestrator: Orchestrator, settings: Settings, url: string): Promise<void> {
+async function runDemo(orchestrator: Orchestrator, url: string): Promise<void> {
   const planText = await readFile(DEMO_PLAN, 'utf8');
   const deploy = async (version: string) => {
     const view = await orchestrator.submit({
@@ -152,7 +152,6 @@ async function runDemo(orchestrator: Orchestrator, settings: Settings, url: stri
   await deploy('v2');
   await deploy('v3');
   process.stdout.write(`demo: done. The dashboard shows all three: ${url}/  (Ctrl-C to stop)\n`);
-  void settings;
 }
 
 /** Stops the demo's local services so Ctrl-C leaves nothing running. */
