@@ -51,7 +51,92 @@ export function encodeData(
   if (contentType === 'application/protobuf') {
     return Buffer.from(toBinary(spec.schema, data)).toString('base64');
   }
-  return JSON.stringify(toJson(spec.schema, data));
+  return jsonText(spec.schema, data as unknown as Record<string, unknown>);
+}
+
+const WRITE_AS_IS = new Set(['google.protobuf.Struct']);
+
+/**
+ * The proto3 JSON mapping of a message as text, written directly: the same output as
+ * `JSON.stringify(toJson(desc, message))` (fields at their default left out, enums by name,
+ * lowerCamelCase names) without building the intermediate object — this runs on every publish.
+ * Map fields and well-known types other than Struct fall back to protobuf-es' `toJson`.
+ */
+export function jsonText(desc: DescMessage, message: Record<string, unknown>): string {
+  let out = '';
+  for (const field of desc.fields) {
+    const value = message[field.localName];
+    const text = fieldJson(field, value);
+    if (text === undefined) continue;
+    out += `${out ? ',' : ''}${JSON.stringify(field.jsonName)}:${text}`;
+  }
+  return `{${out}}`;
+}
+
+function scalarJson(type: ScalarType, value: unknown): string | undefined {
+  switch (typeof value) {
+    case 'string':
+      return value === '' ? undefined : JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : undefined;
+    case 'bigint':
+      return value === 0n ? undefined : `"${value}"`;
+    case 'number':
+      if (value === 0 && !Object.is(value, -0)) return undefined;
+      if (Number.isFinite(value)) {
+        return type === ScalarType.INT64 || type === ScalarType.UINT64 || type === ScalarType.SINT64
+          ? `"${value}"`
+          : String(value);
+      }
+      return JSON.stringify(String(value));
+    default:
+      return value instanceof Uint8Array
+        ? value.length === 0
+          ? undefined
+          : JSON.stringify(Buffer.from(value).toString('base64'))
+        : undefined;
+  }
+}
+
+function messageJson(desc: DescMessage, value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (WRITE_AS_IS.has(desc.typeName)) return JSON.stringify(value);
+  if (desc.typeName.startsWith('google.protobuf.')) return JSON.stringify(toJson(desc, value as never));
+  return jsonText(desc, value as Record<string, unknown>);
+}
+
+function fieldJson(field: DescField, value: unknown): string | undefined {
+  switch (field.fieldKind) {
+    case 'scalar':
+      return scalarJson(field.scalar, value);
+    case 'enum':
+      return value === 0 || value === undefined
+        ? undefined
+        : JSON.stringify(field.enum.value[value as number]?.name ?? value);
+    case 'message':
+      return messageJson(field.message, value);
+    case 'list': {
+      const list = value as unknown[];
+      if (!list || list.length === 0) return undefined;
+      const items = list.map((item) => {
+        if (field.listKind === 'message') return messageJson(field.message, item) ?? '{}';
+        if (field.listKind === 'enum') return JSON.stringify(field.enum.value[item as number]?.name ?? item);
+        return (
+          scalarJson(field.scalar, item) ??
+          (typeof item === 'string' ? '""' : typeof item === 'boolean' ? 'false' : '0')
+        );
+      });
+      return `[${items.join(',')}]`;
+    }
+    case 'map': {
+      if (!value || Object.keys(value).length === 0) return undefined;
+      const json = toJson(field.parent, {
+        $typeName: field.parent.typeName,
+        [field.localName]: value,
+      } as never) as Record<string, unknown>;
+      return JSON.stringify(json[field.jsonName]);
+    }
+  }
 }
 
 /**

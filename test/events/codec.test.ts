@@ -1,4 +1,4 @@
-import { create } from '@bufbuild/protobuf';
+import { create, type DescMessage, ScalarType, toJson } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
 import { EventDecodeError, EventValidationError, UnknownEventTypeError } from '../../src/errors/index.js';
 import {
@@ -7,6 +7,7 @@ import {
   DeploymentStageCompletedEventSchema,
   DeploymentStatus,
   decodeEntry,
+  encodeData,
   encodeEntry,
   FIXED_EVENT_TYPES,
   fieldsToRecord,
@@ -141,4 +142,52 @@ describe('payload validation', () => {
   it('rejects a payload that is not an object', () => {
     expect(() => buildPayload(spec, 'v1')).toThrow(/data: expected an object/);
   });
+});
+
+describe('the JSON writer of payloads', () => {
+  /** A message of `desc` with every field set to a non-default value, nested messages too. */
+  function rich(desc: DescMessage, depth = 0): Record<string, unknown> {
+    const init: Record<string, unknown> = {};
+    for (const field of desc.fields) {
+      const scalar = (type: ScalarType) =>
+        type === ScalarType.STRING
+          ? 'text "quoted" ✓'
+          : type === ScalarType.BOOL
+            ? true
+            : type === ScalarType.DOUBLE
+              ? 0.25
+              : 7;
+      const nested = (m: DescMessage): unknown =>
+        m.typeName === 'google.protobuf.Struct'
+          ? { a: 1, b: ['c', null], d: { e: true } }
+          : m.typeName === 'google.protobuf.Timestamp'
+            ? { seconds: 1_767_000_000n, nanos: 5_000_000 }
+            : depth < 3
+              ? rich(m, depth + 1)
+              : {};
+      if (field.fieldKind === 'scalar') init[field.localName] = scalar(field.scalar);
+      else if (field.fieldKind === 'enum') init[field.localName] = field.enum.values[1]!.number;
+      else if (field.fieldKind === 'message') init[field.localName] = nested(field.message);
+      else if (field.fieldKind === 'list') {
+        init[field.localName] =
+          field.listKind === 'message'
+            ? [nested(field.message), nested(field.message)]
+            : field.listKind === 'enum'
+              ? [field.enum.values[1]!.number, field.enum.values[2]!.number]
+              : [scalar(field.scalar), scalar(field.scalar)];
+      }
+    }
+    return init;
+  }
+
+  it.each([...FIXED_EVENT_TYPES, 'deployment:stage:api:started', 'deployment:stage:api:completed'])(
+    'writes %s exactly as the proto3 JSON mapping of protobuf-es',
+    (type) => {
+      const spec = resolveEventType(type);
+      for (const message of [create(spec.schema, rich(spec.schema) as never), create(spec.schema)]) {
+        const written = encodeData(spec, message, 'application/json');
+        expect(JSON.parse(written)).toEqual(toJson(spec.schema, message));
+      }
+    },
+  );
 });
