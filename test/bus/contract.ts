@@ -437,20 +437,23 @@ export function busContract(
       let finished = 0;
       const slow: Handler = async (_, ctx) => {
         runs.push(ctx.delivery.consumer);
-        await new Promise((r) => setTimeout(r, 1500));
+        // More than three claim idle times: without renewals another consumer would take it.
+        await new Promise((r) => setTimeout(r, 3000));
         finished++;
       };
       await consume({
         group: 'long',
         types: ['health:check:started'],
-        claimIdleMs: 300,
+        // Generous enough that a loaded machine's event-loop lag does not look like a dead consumer.
+        claimIdleMs: 900,
         handler: slow,
         slot: 0,
       });
       await consume({
         group: 'long',
         types: ['health:check:started'],
-        claimIdleMs: 300,
+        // Generous enough that a loaded machine's event-loop lag does not look like a dead consumer.
+        claimIdleMs: 900,
         handler: slow,
         slot: 1,
       });
