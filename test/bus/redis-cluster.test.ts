@@ -23,6 +23,7 @@ import {
 import { deleteClusterPrefix, redisClusterForFile, slotOf } from '../support/cluster.js';
 import { eventually, uniquePrefix } from '../support/redis.js';
 import { type BusHarness, busContract } from './contract.js';
+import { redisHarness } from './redis-harness.js';
 
 const cluster = redisClusterForFile();
 
@@ -68,50 +69,9 @@ async function prefixOnEveryMaster(client: Cluster, name: string, types: string[
 }
 
 async function openClusterHarness(): Promise<BusHarness> {
-  const prefix = uniquePrefix('cluster-contract');
-  const client = openClusterClient();
-  const subscribers: Subscriber[] = [];
-  const publisher = new RedisPublisher({ client, prefix });
-  const toFields = (record: Record<string, string>) => Object.entries(record).flat();
-  return {
-    prefix,
-    publisher,
-    subscriber(settings) {
-      const subscriber = new RedisSubscriber({
-        client,
-        prefix,
-        blockMs: settings?.blockMs ?? 200,
-        scanIntervalMs: settings?.scanIntervalMs ?? 50,
-        discoveryIntervalMs: settings?.discoveryIntervalMs ?? 100,
-      });
-      subscribers.push(subscriber);
-      return subscriber;
-    },
-    idempotency: new RedisIdempotencyStore({ client, prefix }),
-    async writeRaw(type, fields) {
-      await client.xadd(streamKey(prefix, type), '*', ...toFields(fields));
-    },
-    async writeReplay(group, fields) {
-      await client.xadd(replayStreamKey(prefix, group), '*', ...toFields(fields));
-    },
-    async deadLetters(group) {
-      const entries = await client.xrange(deadLetterStreamKey(prefix, group), '-', '+');
-      return entries.map(([, f]) => toRecord(f));
-    },
-    async pendingCount(type, group) {
-      try {
-        const [count] = (await client.xpending(streamKey(prefix, type), group)) as [number];
-        return Number(count);
-      } catch {
-        return 0;
-      }
-    },
-    async close() {
-      await Promise.all(subscribers.map((s) => s.close(0)));
-      await deleteClusterPrefix(client, prefix);
-      await client.quit();
-    },
-  };
+  return redisHarness(openClusterClient(), uniquePrefix('cluster-contract'), (client, prefix) =>
+    deleteClusterPrefix(client as Cluster, prefix),
+  );
 }
 
 busContract('Redis Cluster', openClusterHarness);
