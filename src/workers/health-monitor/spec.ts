@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BadInputError } from '../../errors/index.js';
+import { durationMs } from '../../runtime/duration.js';
 
 /** What a service with zero completed probes gets: UNHEALTHY, HEALTHY or INCONCLUSIVE. */
 export type NoDataPolicy = 'fail' | 'pass' | 'inconclusive';
@@ -98,17 +99,8 @@ export const HEALTH_SPEC_DEFAULTS = {
   rollbackOnInconclusive: false,
 } as const satisfies Omit<HealthSpec, 'services'>;
 
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
 /** Milliseconds from a number of milliseconds or a string like `500ms`, `30s`, `5m`, `1h`. */
-export function parseDurationMs(value: unknown): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? Math.round(value) : undefined;
-  if (typeof value !== 'string') return undefined;
-  const match = DURATION.exec(value.trim());
-  if (!match) return undefined;
-  return Math.round(Number(match[1]) * UNIT_MS[match[2]!]!);
-}
+export const parseDurationMs = durationMs;
 
 const duration = z.unknown().transform((value, ctx) => {
   const ms = parseDurationMs(value);

@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { type ZodType, z } from 'zod';
 import { ConfigError, describeCause } from '../../errors/index.js';
 import { isKnownEventType } from '../../events/catalog.js';
+import { durationMs } from '../../runtime/duration.js';
 import { DEFAULT_TEMPLATES, type Templates, unknownTemplateField } from './templates.js';
 
 /**
@@ -26,18 +27,8 @@ export type ChannelType = (typeof CHANNEL_TYPES)[number];
 /** A channel name appears in Redis keys and in `target` of NotificationSent events. */
 export const CHANNEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
-const DURATION = /^(\d+)(ms|s|m|h)$/;
-const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
-
-/** Milliseconds of a duration given as a number of milliseconds or as `500ms`, `30s`, `5m`, `1h`. */
-export function parseDuration(value: number | string): number | undefined {
-  if (typeof value === 'number') return Number.isInteger(value) && value >= 0 ? value : undefined;
-  const match = DURATION.exec(value.trim());
-  return match ? Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS] : undefined;
-}
-
 const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
-  const ms = parseDuration(value);
+  const ms = durationMs(value);
   if (ms === undefined) {
     ctx.addIssue({ code: 'custom', message: 'must be milliseconds or a duration like 500ms, 30s, 5m, 1h' });
     return z.NEVER;
