@@ -6,4 +6,5 @@
 export * from './backoff.js';
 export * from './context.js';
 export * from './event-publisher.js';
+export * from './stream-reader.js';
 export * from './types.js';

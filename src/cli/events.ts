@@ -2,6 +2,7 @@ import { toJson } from '@bufbuild/protobuf';
 import type { Command } from 'commander';
 import { sleep } from '../bus/backoff.js';
 import { openEventBus } from '../bus/open.js';
+import { streamReaderFor } from '../bus/stream-reader.js';
 import { BadInputError } from '../errors/index.js';
 import {
   type DeploymentEvent,
@@ -12,7 +13,6 @@ import {
 } from '../events/index.js';
 import { loadSettings } from '../runtime/config.js';
 import { createLogger } from '../runtime/logging.js';
-import { streamReaderFor } from '../shield/stream-reader.js';
 import { announceBackend, collect } from './shared.js';
 
 export function registerEventsCommands(program: Command): void {

@@ -4,6 +4,7 @@ import { startHeartbeat } from '../bus/heartbeat.js';
 import { idempotency, logging } from '../bus/middleware/index.js';
 import { type EventBus, openEventBus, type SubscriberTuning } from '../bus/open.js';
 import { Router } from '../bus/router.js';
+import { streamReaderFor } from '../bus/stream-reader.js';
 import type { Handler, Subscription } from '../bus/types.js';
 import { BusAlertMonitor, startDeadLetterRecorder } from '../dlq/index.js';
 import { Orchestrator, registerOrchestratorRoutes } from '../orchestrator/index.js';
@@ -12,7 +13,6 @@ import {
   SHIELD_GROUP,
   ShieldFeed,
   shieldProjectionRegistration,
-  streamReaderFor,
 } from '../shield/index.js';
 import { FailedEventStore, openStore, type Store } from '../store/index.js';
 import {

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { openEventBus } from '../bus/open.js';
+import { streamReaderFor } from '../bus/stream-reader.js';
 import { announceBackend } from '../cli/shared.js';
 import { loadSettings } from '../runtime/config.js';
 import { createLogger } from '../runtime/logging.js';
 import { openStore } from '../store/index.js';
 import { rebuildShield, recomputeShieldRecords } from './rebuild.js';
-import { streamReaderFor } from './stream-reader.js';
 
 /** `materi shield …`: maintenance of Shield's projection. */
 export function registerShieldCommands(program: Command): void {

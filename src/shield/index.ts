@@ -4,6 +4,15 @@
  *
  * @module
  */
+
+export {
+  type EmbeddedStreams,
+  type EventStreamReader,
+  embeddedStreamReader,
+  redisStreamReader,
+  type StreamEntry,
+  streamReaderFor,
+} from '../bus/stream-reader.js';
 export { DASHBOARD_CSP, defaultWebRoot } from './api/dashboard.js';
 export { registerShieldRoutes, type ShieldRoutesOptions } from './api/routes.js';
 export { registerShieldCommands } from './cli.js';
@@ -34,11 +43,3 @@ export {
   ShieldStore,
   type ShieldStoreOptions,
 } from './store/shield-store.js';
-export {
-  type EmbeddedStreams,
-  type EventStreamReader,
-  embeddedStreamReader,
-  redisStreamReader,
-  type StreamEntry,
-  streamReaderFor,
-} from './stream-reader.js';

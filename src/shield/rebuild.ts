@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { EventStreamReader } from '../bus/stream-reader.js';
 import { describeCause } from '../errors/index.js';
 import { decodeEntry } from '../events/codec.js';
 import type { DeploymentEvent } from '../events/envelope.js';
@@ -6,7 +7,6 @@ import { type Logger, silentLogger } from '../runtime/logging.js';
 import type { Database } from '../store/schema.js';
 import type { EventOrigin } from './event-log.js';
 import { ShieldStore } from './store/shield-store.js';
-import type { EventStreamReader } from './stream-reader.js';
 
 export interface RebuildShieldOptions {
   db: Kysely<Database>;

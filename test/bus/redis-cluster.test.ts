@@ -11,7 +11,7 @@ import { RedisInspector } from '../../src/bus/redis/inspector.js';
 import { RedisPublisher } from '../../src/bus/redis/publisher.js';
 import { RedisSubscriber } from '../../src/bus/redis/subscriber.js';
 import { Router } from '../../src/bus/router.js';
-import type { OutgoingEvent, Subscriber } from '../../src/bus/types.js';
+import type { OutgoingEvent } from '../../src/bus/types.js';
 import { UnrecoverableError } from '../../src/errors/index.js';
 import {
   deadLetterRegistryKey,

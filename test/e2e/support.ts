@@ -2,11 +2,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { streamReaderFor } from '../../src/bus/stream-reader.js';
 import { type DeploymentEvent, decodeEntry } from '../../src/events/index.js';
 import { loadSettings } from '../../src/runtime/config.js';
 import { silentLogger } from '../../src/runtime/logging.js';
 import { COMPONENTS, type ComponentName, type Stack, startStack } from '../../src/runtime/stack.js';
-import { streamReaderFor } from '../../src/shield/stream-reader.js';
 import { postgresBackend, type TestDatabase } from '../store/backends.js';
 import { deletePrefix, TEST_REDIS_URL, testRedis, uniquePrefix } from '../support/redis.js';
 

@@ -1,6 +1,6 @@
 import { deadLetterStreamKey } from '../../events/streams.js';
 import { describeConsumer } from '../consumers.js';
-import type { BusInspector, ConsumerStatus, GroupStatus, ProcessHeartbeat } from '../types.js';
+import type { BusInspector, GroupStatus, ProcessHeartbeat } from '../types.js';
 import type { SqliteBusDatabase } from './database.js';
 
 /** A heartbeat older than this many intervals means the process is gone (as on Redis). */

@@ -1,8 +1,8 @@
-import type { EventBus } from '../bus/open.js';
-import type { RedisClient } from '../bus/redis/connection.js';
 import { ConfigError } from '../errors/index.js';
 import { fieldsToRecord } from '../events/codec.js';
 import { streamKey, streamRegistryKey } from '../events/streams.js';
+import type { EventBus } from './open.js';
+import type { RedisClient } from './redis/connection.js';
 
 /** One stream entry as stored. */
 export interface StreamEntry {
