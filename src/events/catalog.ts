@@ -44,13 +44,13 @@ export type EventData<T extends string> = T extends FixedEventType
 /** What the catalog knows about one event type. */
 export interface EventSpec {
   /** The type string, e.g. `deployment:stage:vercel:started`. */
-  type: string;
+  readonly type: string;
   /** The protobuf message of the payload. */
-  schema: DescMessage;
+  readonly schema: DescMessage;
   /** Priority used when the publisher is not told otherwise. */
-  defaultPriority: PriorityName;
+  readonly defaultPriority: PriorityName;
   /** The stage, for per-stage types. */
-  stage?: string;
+  readonly stage?: string;
 }
 
 const FIXED: Record<FixedEventType, { schema: DescMessage; defaultPriority: PriorityName }> = {
@@ -89,6 +89,19 @@ export function stageEventType(stage: string, phase: 'started' | 'completed'): s
  * else, including stage names outside {@link STAGE_NAME_PATTERN}.
  */
 export function resolveEventType(type: string): EventSpec {
+  let spec = resolved.get(type);
+  if (!spec) {
+    spec = lookUpEventType(type);
+    // Bounded: stage names come from plans, but a stream entry may carry anything.
+    if (resolved.size < 10_000) resolved.set(type, spec);
+  }
+  return spec;
+}
+
+/** Specs of the types looked up so far: publishing and decoding look one up per event. */
+const resolved = new Map<string, EventSpec>();
+
+function lookUpEventType(type: string): EventSpec {
   const fixed = FIXED[type as FixedEventType];
   if (fixed) return { type, ...fixed };
   const stage = STAGE_TYPE.exec(type);

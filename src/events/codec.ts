@@ -4,7 +4,9 @@ import {
   type DescField,
   type DescMessage,
   fromBinary,
+  fromJson,
   fromJsonString,
+  type JsonValue,
   type MessageShape,
   ScalarType,
   toBinary,
@@ -63,14 +65,33 @@ const WRITE_AS_IS = new Set(['google.protobuf.Struct']);
  * Map fields and well-known types other than Struct fall back to protobuf-es' `toJson`.
  */
 export function jsonText(desc: DescMessage, message: Record<string, unknown>): string {
-  let out = '';
-  for (const field of desc.fields) {
-    const value = message[field.localName];
-    const text = fieldJson(field, value);
-    if (text === undefined) continue;
-    out += `${out ? ',' : ''}${JSON.stringify(field.jsonName)}:${text}`;
-  }
-  return `{${out}}`;
+  return writerOf(desc)(message);
+}
+
+type JsonWriter = (message: Record<string, unknown>) => string;
+
+const jsonWriters = new WeakMap<DescMessage, JsonWriter>();
+
+/** A message's JSON writer, built once per message type: field names quoted ahead of time. */
+function writerOf(desc: DescMessage): JsonWriter {
+  let writer = jsonWriters.get(desc);
+  if (writer) return writer;
+  const fields = desc.fields.map((field) => ({
+    field,
+    localName: field.localName,
+    key: `${JSON.stringify(field.jsonName)}:`,
+  }));
+  writer = (message) => {
+    let out = '';
+    for (const { field, localName, key } of fields) {
+      const text = fieldJson(field, message[localName]);
+      if (text === undefined) continue;
+      out = out === '' ? key + text : `${out},${key}${text}`;
+    }
+    return `{${out}}`;
+  };
+  jsonWriters.set(desc, writer);
+  return writer;
 }
 
 function scalarJson(type: ScalarType, value: unknown): string | undefined {
@@ -303,12 +324,16 @@ export function parsePayloadJson(spec: EventSpec, json: string): MessageShape<ty
   }
 }
 
-/** Writes an event as the flat field list of a stream entry. */
+/**
+ * Writes an event as the flat field list of a stream entry, appended to `into` (e.g. an XADD
+ * command being built) when given.
+ */
 export function encodeEntry(
   event: DeploymentEvent,
   spec: EventSpec = resolveEventType(event.type),
+  into: string[] = [],
 ): string[] {
-  return [
+  into.push(
     'id',
     event.id,
     'type',
@@ -331,7 +356,8 @@ export function encodeEntry(
     event.contentType,
     'data',
     encodeData(spec, event.data as never, event.contentType),
-  ];
+  );
+  return into;
 }
 
 let lastIsoMs = Number.NaN;
@@ -408,7 +434,7 @@ export function decodeEntry(fields: Record<string, string> | readonly string[]):
     data =
       contentType === 'application/protobuf'
         ? fromBinary(spec.schema, Buffer.from(raw, 'base64'))
-        : fromJsonString(spec.schema, raw, { ignoreUnknownFields: true });
+        : readJsonPayload(spec.schema, raw);
   } catch (cause) {
     const problem = cause instanceof Error ? cause.message : String(cause);
     throw new EventDecodeError('data', `does not parse as ${spec.schema.typeName}: ${problem}`, { cause });
@@ -426,6 +452,161 @@ export function decodeEntry(fields: Record<string, string> | readonly string[]):
     contentType,
     data,
   };
+}
+
+const JSON_OPTIONS = { ignoreUnknownFields: true };
+
+/**
+ * The payload of a JSON entry: what `fromJsonString(schema, raw, { ignoreUnknownFields: true })`
+ * returns, on every consumer's hot path. Plain payloads (the usual case) are read by a reader
+ * built once per message type; anything it does not accept exactly as protobuf-es would (a
+ * number given as a string, a null, an unknown enum name, a map field, …) goes to protobuf-es,
+ * which converts it or throws the error that names the field.
+ */
+export function readJsonPayload(desc: DescMessage, raw: string): MessageShape<DescMessage> {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return fromJsonString(desc, raw, JSON_OPTIONS);
+  }
+  const reader = messageReader(desc);
+  const message = reader ? reader(json) : NOT_PLAIN;
+  return message === NOT_PLAIN ? fromJson(desc, json as JsonValue, JSON_OPTIONS) : (message as never);
+}
+
+/** What a reader returns for JSON it leaves to protobuf-es. */
+const NOT_PLAIN = Symbol('not plain');
+
+type ValueReader = (value: unknown) => unknown;
+
+const INT32_RANGE = { min: -(2 ** 31), max: 2 ** 31 - 1 };
+const UINT32_RANGE = { min: 0, max: 2 ** 32 - 1 };
+
+function scalarReader(type: ScalarType): ValueReader | undefined {
+  switch (type) {
+    case ScalarType.STRING:
+      return (v) => (typeof v === 'string' ? v : NOT_PLAIN);
+    case ScalarType.BOOL:
+      return (v) => (typeof v === 'boolean' ? v : NOT_PLAIN);
+    case ScalarType.DOUBLE:
+      return (v) => (typeof v === 'number' && Number.isFinite(v) ? v : NOT_PLAIN);
+    case ScalarType.INT32:
+    case ScalarType.SINT32:
+    case ScalarType.SFIXED32:
+    case ScalarType.UINT32:
+    case ScalarType.FIXED32: {
+      const range = type === ScalarType.UINT32 || type === ScalarType.FIXED32 ? UINT32_RANGE : INT32_RANGE;
+      return (v) =>
+        typeof v === 'number' && Number.isInteger(v) && v >= range.min && v <= range.max ? v : NOT_PLAIN;
+    }
+    default:
+      // 64-bit integers (bigint), bytes (base64), float (range checks): protobuf-es.
+      return undefined;
+  }
+}
+
+function enumReader(desc: DescEnum): ValueReader {
+  const byName = new Map(desc.values.map((v) => [v.name, v.number]));
+  const numbers = new Set(desc.values.map((v) => v.number));
+  return (v) => {
+    if (typeof v === 'string') return byName.get(v) ?? NOT_PLAIN;
+    return typeof v === 'number' && numbers.has(v) ? v : NOT_PLAIN;
+  };
+}
+
+function nestedReader(desc: DescMessage): ValueReader | undefined {
+  if (desc.typeName === 'google.protobuf.Struct') {
+    // A Struct field holds the JSON object itself (protobuf-es unboxes it).
+    return (v) => (isPlainObject(v) ? v : NOT_PLAIN);
+  }
+  if (desc.typeName === 'google.protobuf.Timestamp') {
+    return (v) => {
+      if (typeof v !== 'string') return NOT_PLAIN;
+      try {
+        return fromJson(desc, v);
+      } catch {
+        return NOT_PLAIN;
+      }
+    };
+  }
+  if (desc.typeName.startsWith('google.protobuf.')) return undefined;
+  return messageReader(desc);
+}
+
+function fieldReader(field: DescField): ValueReader | undefined {
+  switch (field.fieldKind) {
+    case 'scalar':
+      return scalarReader(field.scalar);
+    case 'enum':
+      return field.enum.typeName === 'google.protobuf.NullValue' ? undefined : enumReader(field.enum);
+    case 'message':
+      return nestedReader(field.message);
+    case 'list': {
+      const item =
+        field.listKind === 'scalar'
+          ? scalarReader(field.scalar)
+          : field.listKind === 'enum'
+            ? enumReader(field.enum)
+            : nestedReader(field.message);
+      if (!item) return undefined;
+      return (v) => {
+        if (!Array.isArray(v)) return NOT_PLAIN;
+        const out = new Array(v.length);
+        for (let i = 0; i < v.length; i++) {
+          const read = item(v[i]);
+          if (read === NOT_PLAIN) return NOT_PLAIN;
+          out[i] = read;
+        }
+        return out;
+      };
+    }
+    case 'map':
+      return undefined;
+  }
+}
+
+const messageReaders = new WeakMap<DescMessage, ValueReader | null>();
+
+/** The reader of a message type, or undefined when its fields are beyond the plain subset. */
+function messageReader(desc: DescMessage): ValueReader | undefined {
+  const known = messageReaders.get(desc);
+  if (known !== undefined) return known ?? undefined;
+  // Recursive message types: until built, nested uses go to protobuf-es.
+  messageReaders.set(desc, null);
+  const fields = new Map<string, { index: number; localName: string; read: ValueReader }>();
+  let plain = desc.oneofs.length === 0;
+  desc.fields.forEach((field, index) => {
+    const read = plain ? fieldReader(field) : undefined;
+    if (!read) {
+      plain = false;
+      return;
+    }
+    // Proto3 JSON accepts the lowerCamelCase name and the proto name.
+    fields.set(field.jsonName, { index, localName: field.localName, read });
+    fields.set(field.name, { index, localName: field.localName, read });
+  });
+  if (!plain) return undefined;
+  const reader: ValueReader = (json) => {
+    if (!isPlainObject(json)) return NOT_PLAIN;
+    const message = create(desc) as Record<string, unknown>;
+    let seen = 0;
+    for (const key in json) {
+      const field = fields.get(key);
+      if (!field) continue;
+      // A field given twice (by both its names) is an error protobuf-es reports.
+      if (field.index > 30) return NOT_PLAIN;
+      const bit = 1 << field.index;
+      if ((seen & bit) !== 0) return NOT_PLAIN;
+      seen |= bit;
+      const read = field.read(json[key]);
+      if (read === NOT_PLAIN) return NOT_PLAIN;
+      message[field.localName] = read;
+    }
+    return message;
+  };
+  messageReaders.set(desc, reader);
+  return reader;
 }
 
 /** Whether an error is a decoding problem (never worth retrying). */

@@ -1,4 +1,4 @@
-import { create, type DescMessage, ScalarType, toJson } from '@bufbuild/protobuf';
+import { create, type DescMessage, fromJsonString, ScalarType, toJson } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
 import { EventDecodeError, EventValidationError, UnknownEventTypeError } from '../../src/errors/index.js';
 import {
@@ -12,6 +12,7 @@ import {
   FIXED_EVENT_TYPES,
   fieldsToRecord,
   matchesEventPattern,
+  readJsonPayload,
   resolveEventType,
 } from '../../src/events/index.js';
 
@@ -190,4 +191,107 @@ describe('the JSON writer of payloads', () => {
       }
     },
   );
+});
+
+describe('JSON payload reader', () => {
+  // A seeded generator of proto3 JSON for any message of the catalog: camelCase or proto names,
+  // enums by name or number, Timestamps, Structs, lists and nested messages.
+  function generator(seed: number) {
+    let state = seed;
+    const random = () => {
+      state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+      return state / 2 ** 31;
+    };
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+    function scalar(type: ScalarType): unknown {
+      switch (type) {
+        case ScalarType.STRING:
+          return pick(['', 'api', 'v1.4.2', 'ünïcødé ✓', '"quoted"\n']);
+        case ScalarType.BOOL:
+          return random() < 0.5;
+        case ScalarType.DOUBLE:
+          return pick([0, 1.5, -2.25, 1e300]);
+        default:
+          return pick([0, 1, 4200, -7, 2 ** 31 - 1]);
+      }
+    }
+    function message(desc: DescMessage, depth = 0): Record<string, unknown> {
+      const out: Record<string, unknown> = {};
+      for (const field of desc.fields) {
+        if (random() < 0.3) continue;
+        const key = random() < 0.8 ? field.jsonName : field.name;
+        out[key] = value(field, depth);
+      }
+      if (random() < 0.2) out.someFutureField = { added: 'later' };
+      return out;
+    }
+    function single(kind: 'scalar' | 'enum' | 'message', field: DescMessage['fields'][number], depth: number) {
+      if (kind === 'scalar') return scalar((field as { scalar: ScalarType }).scalar);
+      if (kind === 'enum') {
+        const values = (field as { enum: { values: { name: string; number: number }[] } }).enum.values;
+        const v = pick(values);
+        return random() < 0.7 ? v.name : v.number;
+      }
+      const desc = (field as { message: DescMessage }).message;
+      if (desc.typeName === 'google.protobuf.Timestamp') return pick(['2026-11-29T21:40:01Z', '2026-01-08T10:00:00.123456Z']);
+      if (desc.typeName === 'google.protobuf.Struct') return { replicas: 3, labels: { tier: 'web' }, on: true, none: null };
+      return depth > 3 ? {} : message(desc, depth + 1);
+    }
+    function value(field: DescMessage['fields'][number], depth: number): unknown {
+      if (field.fieldKind === 'list') {
+        return Array.from({ length: Math.floor(random() * 3) }, () => single(field.listKind, field as never, depth));
+      }
+      return single(field.fieldKind as 'scalar' | 'enum' | 'message', field, depth);
+    }
+    return message;
+  }
+
+  const schemas = [
+    ...FIXED_EVENT_TYPES.map((t) => resolveEventType(t).schema),
+    resolveEventType('deployment:stage:api:started').schema,
+    resolveEventType('deployment:stage:api:completed').schema,
+  ];
+
+  it('reads 1,500 generated payloads exactly as protobuf-es does', () => {
+    let compared = 0;
+    for (const [i, schema] of schemas.entries()) {
+      const generate = generator(i + 1);
+      for (let n = 0; n < 100; n++) {
+        const raw = JSON.stringify(generate(schema));
+        expect(readJsonPayload(schema, raw)).toEqual(fromJsonString(schema, raw, { ignoreUnknownFields: true }));
+        compared++;
+      }
+    }
+    expect(compared).toBe(schemas.length * 100);
+  });
+
+  it('leaves what it does not read plainly to protobuf-es: same result, or the same error', () => {
+    const schema = DeploymentStageCompletedEventSchema;
+    const cases = [
+      '{"durationMs":"4200"}',
+      '{"durationMs":4200.5}',
+      '{"durationMs":4294967296}',
+      '{"status":"NOT_A_STATUS"}',
+      '{"status":99}',
+      '{"stage":null}',
+      '{"artifacts":null}',
+      '{"artifacts":[null]}',
+      '{"deploymentId":"a","deployment_id":"b"}',
+      '{"stage":7}',
+      '[]',
+      '"text"',
+      '{"durationMs":',
+    ];
+    for (const raw of cases) {
+      let expected: unknown;
+      let expectedError: string | undefined;
+      try {
+        expected = fromJsonString(schema, raw, { ignoreUnknownFields: true });
+      } catch (error) {
+        expectedError = (error as Error).message;
+      }
+      if (expectedError) expect(() => readJsonPayload(schema, raw), raw).toThrow(expectedError);
+      else expect(readJsonPayload(schema, raw), raw).toEqual(expected);
+    }
+  });
 });
