@@ -225,7 +225,11 @@ describe('JSON payload reader', () => {
       if (random() < 0.2) out.someFutureField = { added: 'later' };
       return out;
     }
-    function single(kind: 'scalar' | 'enum' | 'message', field: DescMessage['fields'][number], depth: number) {
+    function single(
+      kind: 'scalar' | 'enum' | 'message',
+      field: DescMessage['fields'][number],
+      depth: number,
+    ) {
       if (kind === 'scalar') return scalar((field as { scalar: ScalarType }).scalar);
       if (kind === 'enum') {
         const values = (field as { enum: { values: { name: string; number: number }[] } }).enum.values;
@@ -233,13 +237,17 @@ describe('JSON payload reader', () => {
         return random() < 0.7 ? v.name : v.number;
       }
       const desc = (field as { message: DescMessage }).message;
-      if (desc.typeName === 'google.protobuf.Timestamp') return pick(['2026-11-29T21:40:01Z', '2026-01-08T10:00:00.123456Z']);
-      if (desc.typeName === 'google.protobuf.Struct') return { replicas: 3, labels: { tier: 'web' }, on: true, none: null };
+      if (desc.typeName === 'google.protobuf.Timestamp')
+        return pick(['2026-11-29T21:40:01Z', '2026-01-08T10:00:00.123456Z']);
+      if (desc.typeName === 'google.protobuf.Struct')
+        return { replicas: 3, labels: { tier: 'web' }, on: true, none: null };
       return depth > 3 ? {} : message(desc, depth + 1);
     }
     function value(field: DescMessage['fields'][number], depth: number): unknown {
       if (field.fieldKind === 'list') {
-        return Array.from({ length: Math.floor(random() * 3) }, () => single(field.listKind, field as never, depth));
+        return Array.from({ length: Math.floor(random() * 3) }, () =>
+          single(field.listKind, field as never, depth),
+        );
       }
       return single(field.fieldKind as 'scalar' | 'enum' | 'message', field, depth);
     }
@@ -258,7 +266,9 @@ describe('JSON payload reader', () => {
       const generate = generator(i + 1);
       for (let n = 0; n < 100; n++) {
         const raw = JSON.stringify(generate(schema));
-        expect(readJsonPayload(schema, raw)).toEqual(fromJsonString(schema, raw, { ignoreUnknownFields: true }));
+        expect(readJsonPayload(schema, raw)).toEqual(
+          fromJsonString(schema, raw, { ignoreUnknownFields: true }),
+        );
         compared++;
       }
     }

@@ -72,38 +72,43 @@ export class RedisPublisher implements Publisher {
   }
 
   async publishBatch(inputs: readonly OutgoingEvent[]): Promise<PublishedEvent[]> {
-    const prepared = inputs.map((input) => {
-      const { event, spec } = prepareEvent(input, this.defaults);
-      return { event, stream: streamKey(this.prefix, event.type), fields: encodeEntry(event, spec) };
-    });
     const commands: PipelineCommand[] = [];
+    const published: PublishedEvent[] = [];
+    const xadds: number[] = [];
     const newTypes = new Set<string>();
-    for (const p of prepared) {
-      if (!this.registered.has(p.event.type) && !newTypes.has(p.event.type)) {
-        newTypes.add(p.event.type);
-        commands.push(['sadd', streamRegistryKey(this.prefix), p.event.type]);
+    const cap = this.options.maxLenApprox;
+    for (const input of inputs) {
+      const { event, spec } = prepareEvent(input, this.defaults);
+      const stream = streamKey(this.prefix, event.type);
+      if (!this.registered.has(event.type) && !newTypes.has(event.type)) {
+        newTypes.add(event.type);
+        commands.push(['sadd', streamRegistryKey(this.prefix), event.type]);
       }
-      const cap: (string | number)[] = this.options.maxLenApprox
-        ? ['MAXLEN', '~', this.options.maxLenApprox]
-        : [];
-      commands.push(['xadd', p.stream, ...cap, '*', ...p.fields]);
+      const xadd = cap ? ['xadd', stream, 'MAXLEN', '~', String(cap), '*'] : ['xadd', stream, '*'];
+      encodeEntry(event, spec, xadd);
+      xadds.push(commands.length);
+      commands.push(xadd as PipelineCommand);
+      published.push({ event, stream, entryId: '' });
     }
-    const replies = await this.send(commands, prepared[0]?.stream ?? this.prefix);
+    const replies = await this.send(commands, published[0]?.stream ?? this.prefix);
     for (const type of newTypes) this.registered.add(type);
-    const entryIds = replies.filter((_, i) => commands[i]![0] === 'xadd') as string[];
-    return prepared.map((p, i) => {
-      this.logger.debug(
-        {
-          event_id: p.event.id,
-          type: p.event.type,
-          stream: p.stream,
-          entry_id: entryIds[i],
-          correlation_id: p.event.correlationId,
-        },
-        'event published',
-      );
-      return { event: p.event, stream: p.stream, entryId: entryIds[i]! };
-    });
+    const debug = this.logger.isLevelEnabled('debug');
+    for (const [i, p] of published.entries()) {
+      p.entryId = replies[xadds[i]!] as string;
+      if (debug) {
+        this.logger.debug(
+          {
+            event_id: p.event.id,
+            type: p.event.type,
+            stream: p.stream,
+            entry_id: p.entryId,
+            correlation_id: p.event.correlationId,
+          },
+          'event published',
+        );
+      }
+    }
+    return published;
   }
 
   /**
