@@ -1,8 +1,11 @@
+import type { Level } from 'pino';
 import { describeCause, UnrecoverableError } from '../errors/index.js';
 import { decodeEntry, isDecodeError } from '../events/codec.js';
+import type { DeploymentEvent } from '../events/envelope.js';
 import { type Logger, silentLogger } from '../runtime/logging.js';
 import { runInEventContext } from './context.js';
 import type {
+  Delivery,
   Disposition,
   Handler,
   HandlerContext,
@@ -105,62 +108,122 @@ export class Router {
   private processFor(registration: HandlerRegistration): (message: ReceivedMessage) => Promise<Disposition> {
     const chain = [...(this.options.middleware ?? []), ...(registration.middleware ?? [])];
     const handler = chain.reduceRight<Handler>((next, middleware) => middleware(next), registration.handler);
-    const base = this.options.publisher;
-    return async (message) => {
-      let event: ReturnType<typeof decodeEntry>;
+    const scope: HandlerScope = {
+      name: registration.name,
+      logger: this.logger,
+      publisher: this.options.publisher,
+    };
+    // The hot path of every consumer: no async function of its own, one context object per
+    // message, the bound logger and publisher built only when a handler asks for them.
+    return (message) => {
+      let event: DeploymentEvent;
       try {
         event = decodeEntry(message.fields);
       } catch (error) {
-        return { kind: 'dead-letter', error, reason: 'decode' };
+        return Promise.resolve({ kind: 'dead-letter', error, reason: 'decode' });
       }
-      const cause = { correlationId: event.correlationId, causationId: event.id };
-      const logger = this.logger;
-      // Built on first use: most handlers never touch them, and a pino child per message is not free.
-      let childLogger: Logger | undefined;
-      let publisher: Publisher | undefined;
-      const context: HandlerContext = {
-        delivery: {
-          stream: message.stream,
-          entryId: message.entryId,
-          deliveryCount: message.deliveryCount,
-          group: message.group,
-          consumer: message.consumer,
-        },
-        get logger() {
-          childLogger ??= logger.child({
-            handler: registration.name,
-            event_id: event.id,
-            type: event.type,
-            correlation_id: event.correlationId,
-            deployment_id: event.deploymentId || undefined,
-          });
-          return childLogger;
-        },
-        get publisher() {
-          publisher ??= {
-            publish: (e) => base.publish(withCause(e, cause)),
-            publishBatch: (events) => base.publishBatch(events.map((e) => withCause(e, cause))),
-            close: async () => {},
-          };
-          return publisher;
-        },
-        signal: message.signal,
-        renewClaim: message.renewClaim,
-      };
+      const context = new MessageContext(scope, event, message);
+      let handled: Promise<void>;
       try {
-        await runInEventContext(
+        handled = runInEventContext(
           { correlationId: event.correlationId, eventId: event.id, deploymentId: event.deploymentId },
           () => handler(event, context),
         );
-        return { kind: 'ack' };
       } catch (error) {
-        if (error instanceof UnrecoverableError)
-          return { kind: 'dead-letter', error, reason: 'unrecoverable' };
-        if (isDecodeError(error)) return { kind: 'dead-letter', error, reason: 'decode' };
-        context.logger.debug({ err: describeCause(error) }, 'handler failed');
-        return { kind: 'retry', error };
+        handled = Promise.reject(error);
       }
+      return handled.then(
+        () => context.disposition(),
+        (error) => failed(error, context),
+      );
     };
+  }
+}
+
+const ACK: Disposition = { kind: 'ack' };
+
+/** What a handler's error means: dead-letter now, or retry with backoff. */
+function failed(error: unknown, context: HandlerContext): Disposition {
+  if (error instanceof UnrecoverableError) return { kind: 'dead-letter', error, reason: 'unrecoverable' };
+  if (isDecodeError(error)) return { kind: 'dead-letter', error, reason: 'decode' };
+  if (context.isLevelEnabled('debug')) context.logger.debug({ err: describeCause(error) }, 'handler failed');
+  return { kind: 'retry', error };
+}
+
+/** What the contexts of one registration share. */
+interface HandlerScope {
+  name: string;
+  logger: Logger;
+  publisher: Publisher;
+}
+
+/** The context of one message (see {@link HandlerContext}). */
+class MessageContext implements HandlerContext {
+  readonly delivery: Delivery;
+  readonly signal: AbortSignal;
+  private boundLogger: Logger | undefined;
+  private boundPublisher: Publisher | undefined;
+  private beforeAck: Promise<void>[] | undefined;
+
+  constructor(
+    private readonly scope: HandlerScope,
+    private readonly event: DeploymentEvent,
+    private readonly message: ReceivedMessage,
+  ) {
+    this.delivery = {
+      stream: message.stream,
+      entryId: message.entryId,
+      deliveryCount: message.deliveryCount,
+      group: message.group,
+      consumer: message.consumer,
+    };
+    this.signal = message.signal;
+  }
+
+  get logger(): Logger {
+    this.boundLogger ??= this.scope.logger.child({
+      handler: this.scope.name,
+      event_id: this.event.id,
+      type: this.event.type,
+      correlation_id: this.event.correlationId,
+      deployment_id: this.event.deploymentId || undefined,
+    });
+    return this.boundLogger;
+  }
+
+  isLevelEnabled(level: Level): boolean {
+    return (this.boundLogger ?? this.scope.logger).isLevelEnabled(level);
+  }
+
+  get publisher(): Publisher {
+    if (!this.boundPublisher) {
+      const base = this.scope.publisher;
+      const cause = { correlationId: this.event.correlationId, causationId: this.event.id };
+      this.boundPublisher = {
+        publish: (e) => base.publish(withCause(e, cause)),
+        publishBatch: (events) => base.publishBatch(events.map((e) => withCause(e, cause))),
+        close: async () => {},
+      };
+    }
+    return this.boundPublisher;
+  }
+
+  renewClaim(): Promise<void> {
+    return this.message.renewClaim();
+  }
+
+  deferAck(task: Promise<void>): void {
+    // Observed here so that a task whose handler then fails is no unhandled rejection.
+    task.catch(() => {});
+    this.beforeAck ??= [];
+    this.beforeAck.push(task);
+  }
+
+  /** The disposition of a handler that returned. */
+  disposition(): Disposition {
+    const tasks = this.beforeAck;
+    if (!tasks) return ACK;
+    return { kind: 'ack', after: tasks.length === 1 ? tasks[0]! : Promise.all(tasks).then(() => {}) };
   }
 }
 

@@ -1,5 +1,6 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { GenMessage } from '@bufbuild/protobuf/codegenv2';
+import type { Level } from 'pino';
 import type { EventData, PriorityName } from '../events/catalog.js';
 import type { ContentType, DeploymentEvent } from '../events/envelope.js';
 import type { Logger } from '../runtime/logging.js';
@@ -105,6 +106,17 @@ export interface HandlerContext {
   /** Logger bound to the event (event id, type, correlation id, group). */
   logger: Logger;
   /**
+   * Whether `logger` writes at `level`. Cheaper than asking the logger: the router builds the
+   * bound logger on first use, and most events are handled without logging anything.
+   */
+  isLevelEnabled(level: Level): boolean;
+  /**
+   * Acknowledges the entry only once `task` has succeeded, without holding the handler's slot
+   * meanwhile; if it fails, the entry stays pending and is delivered again. For work that must
+   * be durable before the ack, such as recording the event as handled (idempotency).
+   */
+  deferAck(task: Promise<void>): void;
+  /**
    * Publisher for result events. Events published through it carry the handled event's
    * correlation id and name it as their cause.
    */
@@ -143,12 +155,12 @@ export interface ReceivedMessage extends Delivery {
 
 /**
  * What the router decided about a message:
- * - `ack`: handled (or deliberately skipped); acknowledge it.
+ * - `ack`: handled (or deliberately skipped); acknowledge it — once `after` has succeeded, when given.
  * - `retry`: failed; deliver it again after a backoff (dead-lettered once deliveries run out).
  * - `dead-letter`: failed in a way retrying cannot fix; move it to the dead-letter stream now.
  */
 export type Disposition =
-  | { kind: 'ack' }
+  | { kind: 'ack'; after?: Promise<void> }
   | { kind: 'retry'; error: unknown }
   | { kind: 'dead-letter'; error: unknown; reason: 'unrecoverable' | 'decode' | 'max-deliveries' };
 

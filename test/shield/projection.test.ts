@@ -24,6 +24,8 @@ function contextFor(event: DeploymentEvent, n: number): HandlerContext {
       consumer: 'shield:test:1:0',
     },
     logger,
+    isLevelEnabled: () => false,
+    deferAck: () => {},
     publisher: {
       publish: async () => {
         throw new Error('the projection publishes nothing');

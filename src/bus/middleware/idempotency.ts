@@ -29,7 +29,8 @@ export function idempotency(options: IdempotencyOptions): Middleware {
     const group = context.delivery.group;
     const state = await options.store.begin(group, event.id, leaseMs);
     if (state === 'done') {
-      context.logger.debug('event already handled by this group; skipped');
+      if (context.isLevelEnabled('debug'))
+        context.logger.debug('event already handled by this group; skipped');
       return;
     }
     if (state === 'busy') throw new EventBusyError(event.id, group);
@@ -39,6 +40,7 @@ export function idempotency(options: IdempotencyOptions): Middleware {
       await options.store.release(group, event.id).catch(() => {});
       throw error;
     }
-    await options.store.complete(group, event.id);
+    // Recorded before the entry is acknowledged, without holding the slot meanwhile.
+    context.deferAck(options.store.complete(group, event.id));
   };
 }

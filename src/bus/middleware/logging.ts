@@ -6,7 +6,7 @@ export function logging(): Middleware {
     const started = performance.now();
     try {
       await next(event, context);
-      if (context.logger.isLevelEnabled('debug')) {
+      if (context.isLevelEnabled('debug')) {
         context.logger.debug({ duration_ms: Math.round(performance.now() - started) }, 'event handled');
       }
     } catch (error) {

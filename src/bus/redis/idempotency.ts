@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { IdempotencyStore } from '../types.js';
 import type { RedisClient } from './connection.js';
 
@@ -28,6 +29,18 @@ for _, key in ipairs(KEYS) do
   redis.call('SET', key, 'done', 'PX', ARGV[1])
 end
 return #KEYS`;
+
+interface Script {
+  text: string;
+  sha: string;
+}
+
+function script(text: string): Script {
+  return { text, sha: createHash('sha1').update(text).digest('hex') };
+}
+
+const BEGIN_SCRIPT = script(BEGIN);
+const COMPLETE_SCRIPT = script(COMPLETE);
 
 const MAX_BATCH = 500;
 
@@ -100,7 +113,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
         this.settle(
           batch,
           this.run(
-            BEGIN,
+            BEGIN_SCRIPT,
             batch,
             batch.map((w) => w.arg),
           ),
@@ -110,7 +123,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     }
     for (const list of completes) {
       for (const batch of batches(list)) {
-        this.settle(batch, this.run(COMPLETE, batch, [String(this.windowMs)]), () => undefined);
+        this.settle(batch, this.run(COMPLETE_SCRIPT, batch, [String(this.windowMs)]), () => undefined);
       }
     }
   }
@@ -131,8 +144,15 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     );
   }
 
-  private run(script: string, batch: Waiting<unknown>[], args: string[]): Promise<unknown> {
-    return this.options.client.call('EVAL', script, batch.length, ...batch.map((w) => w.key), ...args);
+  /** EVALSHA: the script by its digest; the first call on a server that lacks it sends it whole. */
+  private async run(script: Script, batch: Waiting<unknown>[], args: string[]): Promise<unknown> {
+    const keysAndArgs = [batch.length, ...batch.map((w) => w.key), ...args];
+    try {
+      return await this.options.client.call('EVALSHA', script.sha, ...keysAndArgs);
+    } catch (error) {
+      if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error;
+      return this.options.client.call('EVAL', script.text, ...keysAndArgs);
+    }
   }
 }
 

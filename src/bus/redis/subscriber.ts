@@ -27,6 +27,7 @@ import type {
   SubscriptionOptions,
 } from '../types.js';
 import {
+  compareStreamIds,
   execPipelined,
   execPipelinedSettled,
   isCluster,
@@ -108,12 +109,37 @@ export class RedisSubscriber implements Subscriber {
   }
 }
 
-interface Queued {
-  stream: string;
-  entryId: string;
-  fields: Record<string, string>;
-  deliveryCount: number;
-  priority: PriorityName;
+/**
+ * An entry read or claimed by a subscription: queued, then in flight, then settled. It is also
+ * the message the router gets, so handling one allocates little besides it.
+ */
+class Inbound implements ReceivedMessage {
+  readonly group: string;
+  readonly consumer: string;
+  readonly signal: AbortSignal;
+  readonly priority: PriorityName;
+  /** Key in the in-flight map. */
+  readonly key: string;
+  /** When its claim was last renewed. */
+  renewedAt = 0;
+
+  constructor(
+    private readonly owner: RedisSubscription,
+    readonly stream: string,
+    readonly entryId: string,
+    readonly fields: Record<string, string>,
+    readonly deliveryCount: number,
+  ) {
+    this.group = owner.group;
+    this.consumer = owner.consumer;
+    this.signal = owner.signal;
+    this.priority = priorityOf(fields);
+    this.key = `${stream}\u0000${entryId}`;
+  }
+
+  renewClaim(): Promise<void> {
+    return this.owner.renew(this);
+  }
 }
 
 type RawEntry = [id: string, fields: string[] | null];
@@ -149,13 +175,15 @@ class RedisSubscription implements Subscription {
   private readonly cleanupIdleMs: number;
   private readonly readThreshold: number;
   private readonly streams = new Set<string>();
-  private readonly queue: Queued[] = [];
-  /** Entries being handled, by `<stream>\0<entry id>`, with when their claim was last renewed. */
-  private readonly inFlightIds = new Map<string, { stream: string; entryId: string; renewedAt: number }>();
+  private readonly queue: Inbound[] = [];
+  /** Entries being handled, by `<stream>\u0000<entry id>`. */
+  private readonly inFlightIds = new Map<string, Inbound>();
   /** Aborted when shutdown passes its grace period; every handler's signal. */
   private readonly shutdown = new AbortController();
   private renewalTimer: NodeJS.Timeout | undefined;
   private readonly pendingAcks = new Map<string, string[]>();
+  /** Acknowledgements waiting for work that must be durable first (see deferAck). */
+  private readonly beforeAck = new Set<Promise<void>>();
   /** The subscription's own connection for XREADGROUP (see {@link openReaderConnection}). */
   private reader!: RedisClient;
   private loopDone: Promise<void> = Promise.resolve();
@@ -196,6 +224,17 @@ class RedisSubscription implements Subscription {
 
   get inFlight(): number {
     return this.inFlightIds.size;
+  }
+
+  /** Aborted when shutdown passes its grace period; every handler's signal. */
+  get signal(): AbortSignal {
+    return this.shutdown.signal;
+  }
+
+  /** Resets an entry's idle time (XCLAIM … JUSTID), so no other consumer reclaims it. */
+  async renew(entry: Inbound): Promise<void> {
+    await this.client.call('XCLAIM', entry.stream, this.group, this.consumer, 0, entry.entryId, 'JUSTID');
+    entry.renewedAt = Date.now();
   }
 
   async start(): Promise<void> {
@@ -253,6 +292,7 @@ class RedisSubscription implements Subscription {
     this.shutdown.abort(new Error('consumer is shutting down'));
     while (this.inFlightIds.size > 0 && Date.now() < deadline + 1000) await sleep(20);
     clearInterval(this.renewalTimer);
+    await Promise.all(this.beforeAck);
     await this.flushAcks();
     this.onClosed();
     this.logger.debug({ left_pending: this.inFlightIds.size + this.queue.length }, 'subscription closed');
@@ -298,7 +338,7 @@ class RedisSubscription implements Subscription {
     }
   }
 
-  private async readNew(count: number): Promise<Queued[]> {
+  private async readNew(count: number): Promise<Inbound[]> {
     if (this.onCluster) return this.pollEachStream(count);
     const keys = [...this.streams];
     const read = this.reader.call(
@@ -315,7 +355,7 @@ class RedisSubscription implements Subscription {
       ...keys.map(() => '>'),
     ) as Promise<[string, RawEntry[]][] | null>;
     const reply = await this.watchdog(read);
-    return fromReadReply(reply);
+    return this.fromReadReply(reply);
   }
 
   /**
@@ -326,7 +366,7 @@ class RedisSubscription implements Subscription {
    * together; the cluster client sends each to the node of its slot. A round that found nothing
    * waits `clusterPollMs`, or less when a handler frees a slot.
    */
-  private async pollEachStream(count: number): Promise<Queued[]> {
+  private async pollEachStream(count: number): Promise<Inbound[]> {
     const reads = [...this.streams].map(
       (stream) =>
         this.reader.call(
@@ -342,10 +382,10 @@ class RedisSubscription implements Subscription {
         ) as Promise<[string, RawEntry[]][] | null>,
     );
     const outcomes = await this.watchdog(Promise.allSettled(reads));
-    const out: Queued[] = [];
+    const out: Inbound[] = [];
     let failure: unknown;
     for (const outcome of outcomes) {
-      if (outcome.status === 'fulfilled') out.push(...fromReadReply(outcome.value));
+      if (outcome.status === 'fulfilled') out.push(...this.fromReadReply(outcome.value));
       else failure ??= outcome.reason;
     }
     if (failure !== undefined) {
@@ -463,7 +503,7 @@ class RedisSubscription implements Subscription {
       this.client,
       due.map((d): PipelineCommand => ['xclaim', stream, this.group, this.consumer, d.minIdle, d.id]),
     );
-    const found: Queued[] = [];
+    const found: Inbound[] = [];
     const vanished: string[] = [];
     let reclaimed = 0;
     results.forEach(([error, reply], i) => {
@@ -485,14 +525,7 @@ class RedisSubscription implements Subscription {
         return;
       }
       if (!d.retry) reclaimed++;
-      const record = toRecord(entry[1]);
-      found.push({
-        stream,
-        entryId: entry[0],
-        fields: record,
-        deliveryCount: d.count + 1,
-        priority: priorityOf(record),
-      });
+      found.push(new Inbound(this, stream, entry[0], toRecord(entry[1]), d.count + 1));
     });
     if (vanished.length > 0) await this.settleVanished(stream, vanished);
     if (reclaimed > 0) {
@@ -522,88 +555,108 @@ class RedisSubscription implements Subscription {
   // ---------------------------------------------------------------------------------------------
   // Handling
 
-  private enqueue(entries: Queued[]): void {
+  private enqueue(entries: Inbound[]): void {
     if (entries.length === 0) return;
     this.queue.push(...entries);
     // Most urgent first; within a priority, oldest first (entry ids start with their time).
-    this.queue.sort(
-      (a, b) => PRIORITY_RANK[b.priority] - PRIORITY_RANK[a.priority] || compareIds(a.entryId, b.entryId),
-    );
+    if (this.queue.length > 1) this.queue.sort(byUrgency);
   }
 
   private dispatch(): void {
     while (this.queue.length > 0 && this.inFlightIds.size < this.concurrency && !this.stopping) {
-      const next = this.queue.shift()!;
-      void this.handle(next);
+      this.handle(this.queue.shift()!);
     }
   }
 
-  private async handle(entry: Queued): Promise<void> {
-    const key = `${entry.stream}\u0000${entry.entryId}`;
-    this.inFlightIds.set(key, { stream: entry.stream, entryId: entry.entryId, renewedAt: Date.now() });
-    const renewClaim = async () => {
-      await this.client.call('XCLAIM', entry.stream, this.group, this.consumer, 0, entry.entryId, 'JUSTID');
-      const inFlight = this.inFlightIds.get(key);
-      if (inFlight) inFlight.renewedAt = Date.now();
-    };
-    const message: ReceivedMessage = {
-      stream: entry.stream,
-      entryId: entry.entryId,
-      deliveryCount: entry.deliveryCount,
-      group: this.group,
-      consumer: this.consumer,
-      fields: entry.fields,
-      priority: entry.priority,
-      renewClaim,
-      signal: this.shutdown.signal,
-    };
+  /**
+   * Runs one entry through the router and settles it. The common outcome (handled, acknowledged
+   * with the next batch of acks) takes no promise of its own.
+   */
+  private handle(entry: Inbound): void {
+    entry.renewedAt = Date.now();
+    this.inFlightIds.set(entry.key, entry);
     const started = performance.now();
-    this.observer.received?.(message);
-    let disposition: Disposition;
-    try {
-      disposition =
-        entry.deliveryCount > this.maxDeliveries
-          ? {
-              kind: 'dead-letter',
-              error: new Error(`delivered ${entry.deliveryCount - 1} times without success`),
-              reason: 'max-deliveries',
-            }
-          : await this.process(message);
-    } catch (error) {
-      disposition = { kind: 'retry', error };
-    }
-    try {
-      if (this.shutdown.signal.aborted) {
-        // Cut short by shutdown: not a failure of the event. It stays pending for this consumer
-        // and another one reclaims it after claimIdleMs, without spending a retry.
-        this.logger.info({ stream: entry.stream, entry_id: entry.entryId }, 'left pending at shutdown');
-        return;
+    this.observer.received?.(entry);
+    let outcome: Promise<Disposition>;
+    if (entry.deliveryCount > this.maxDeliveries) {
+      outcome = Promise.resolve({
+        kind: 'dead-letter',
+        error: new Error(`delivered ${entry.deliveryCount - 1} times without success`),
+        reason: 'max-deliveries',
+      });
+    } else {
+      try {
+        outcome = this.process(entry);
+      } catch (error) {
+        outcome = Promise.reject(error);
       }
-      await this.settle(message, disposition, performance.now() - started);
-    } catch (error) {
-      // The entry stays pending for this consumer; once it is no longer in flight here, the
-      // scan treats it like any idle entry and it is delivered again.
-      this.logger.error(
-        { err: error, stream: entry.stream, entry_id: entry.entryId },
-        'settling an entry failed',
-      );
-      this.observer.error?.(error, 'settle');
-    } finally {
-      this.inFlightIds.delete(key);
-      this.wakeUp();
     }
+    outcome.then(
+      (disposition) => this.finish(entry, disposition, started),
+      (error) => this.finish(entry, { kind: 'retry', error }, started),
+    );
   }
 
-  private async settle(
-    message: ReceivedMessage,
-    disposition: Disposition,
-    durationMs: number,
-  ): Promise<void> {
-    if (disposition.kind === 'ack') {
-      this.queueAck(message.stream, message.entryId);
-      this.observer.acked?.(message, durationMs);
+  private finish(entry: Inbound, disposition: Disposition, started: number): void {
+    if (this.shutdown.signal.aborted) {
+      // Cut short by shutdown: not a failure of the event. It stays pending for this consumer
+      // and another one reclaims it after claimIdleMs, without spending a retry.
+      this.logger.info({ stream: entry.stream, entry_id: entry.entryId }, 'left pending at shutdown');
+      this.release(entry);
       return;
     }
+    if (disposition.kind === 'ack') {
+      const durationMs = performance.now() - started;
+      this.release(entry);
+      if (disposition.after) this.ackAfter(entry, disposition.after, durationMs);
+      else {
+        this.queueAck(entry.stream, entry.entryId);
+        this.observer.acked?.(entry, durationMs);
+      }
+      return;
+    }
+    this.settle(entry, disposition)
+      .catch((error) => {
+        // The entry stays pending for this consumer; once it is no longer in flight here, the
+        // scan treats it like any idle entry and it is delivered again.
+        this.logger.error(
+          { err: error, stream: entry.stream, entry_id: entry.entryId },
+          'settling an entry failed',
+        );
+        this.observer.error?.(error, 'settle');
+      })
+      .finally(() => this.release(entry));
+  }
+
+  /** Acknowledges once `after` succeeded; until then the entry stays pending (see deferAck). */
+  private ackAfter(entry: Inbound, after: Promise<void>, durationMs: number): void {
+    const acked = after.then(
+      () => {
+        this.queueAck(entry.stream, entry.entryId);
+        this.observer.acked?.(entry, durationMs);
+      },
+      (error) => {
+        this.logger.warn(
+          { err: error, stream: entry.stream, entry_id: entry.entryId },
+          'work before the acknowledgement failed; the entry will be delivered again',
+        );
+        this.observer.error?.(error, 'ack');
+      },
+    );
+    this.beforeAck.add(acked);
+    void acked.finally(() => this.beforeAck.delete(acked));
+  }
+
+  private release(entry: Inbound): void {
+    this.inFlightIds.delete(entry.key);
+    this.wakeUp();
+  }
+
+  /** Retries and dead letters; acknowledgements are settled in {@link finish}. */
+  private async settle(
+    message: ReceivedMessage,
+    disposition: Exclude<Disposition, { kind: 'ack' }>,
+  ): Promise<void> {
     if (disposition.kind === 'retry' && message.deliveryCount < this.maxDeliveries) {
       // Parked on the retry pseudo-consumer with its idle time reset; the scan claims it again
       // once backoff(deliveryCount) has passed. No in-memory sleep, nothing lost on a crash.
@@ -717,6 +770,7 @@ class RedisSubscription implements Subscription {
   }
 
   private wakeUp(): void {
+    if (this.waiters.size === 0) return;
     for (const wake of [...this.waiters]) wake();
   }
 
@@ -761,6 +815,16 @@ class RedisSubscription implements Subscription {
   }
 
   /** Removes consumers that left nothing pending and have been idle long (restarted processes). */
+  private fromReadReply(reply: [string, RawEntry[]][] | null): Inbound[] {
+    const out: Inbound[] = [];
+    for (const [stream, entries] of reply ?? []) {
+      for (const [entryId, fields] of entries) {
+        if (fields) out.push(new Inbound(this, stream, entryId, toRecord(fields), 1));
+      }
+    }
+    return out;
+  }
+
   private async cleanupConsumers(): Promise<void> {
     this.lastCleanup = Date.now();
     for (const stream of this.streams) {
@@ -781,20 +845,7 @@ class RedisSubscription implements Subscription {
   }
 }
 
-function fromReadReply(reply: [string, RawEntry[]][] | null): Queued[] {
-  const out: Queued[] = [];
-  for (const [stream, entries] of reply ?? []) {
-    for (const [entryId, fields] of entries) {
-      if (!fields) continue;
-      const record = toRecord(fields);
-      out.push({ stream, entryId, fields: record, deliveryCount: 1, priority: priorityOf(record) });
-    }
-  }
-  return out;
-}
-
-function compareIds(a: string, b: string): number {
-  const [am = '0', as = '0'] = a.split('-');
-  const [bm = '0', bs = '0'] = b.split('-');
-  return Number(am) - Number(bm) || Number(as) - Number(bs);
+/** Most urgent first; within a priority, oldest first. */
+function byUrgency(a: Inbound, b: Inbound): number {
+  return PRIORITY_RANK[b.priority] - PRIORITY_RANK[a.priority] || compareStreamIds(a.entryId, b.entryId);
 }

@@ -654,8 +654,9 @@ class SqliteSubscription implements Subscription {
     let written: Promise<void>;
     if (disposition.kind === 'ack') {
       const ack = this.database.statement('DELETE FROM bus_pending WHERE group_name = ? AND seq = ?');
-      written = this.database.write(() => void ack.run(this.group, seq));
-      this.observer.acked?.(message, durationMs);
+      const write = () => this.database.write(() => void ack.run(this.group, seq));
+      written = disposition.after ? disposition.after.then(write) : write();
+      written = written.then(() => this.observer.acked?.(message, durationMs));
     } else if (disposition.kind === 'retry' && message.deliveryCount < this.maxDeliveries) {
       written = this.parkForRetry(message, seq, disposition.error);
     } else {

@@ -61,6 +61,8 @@ function contextFor(event: DeploymentEvent): HandlerContext {
       consumer: `${DEPENDENCY_CHECKER_GROUP}:test:${process.pid}:0`,
     },
     logger: silentLogger(),
+    isLevelEnabled: () => false,
+    deferAck: () => {},
     publisher,
     signal: new AbortController().signal,
     renewClaim: async () => {},

@@ -64,6 +64,8 @@ function handlerContext(event: DeploymentEvent) {
       consumer: 'printery-health-monitor:test:1:0',
     },
     logger: silentLogger().child({ event_id: event.id }),
+    isLevelEnabled: () => false,
+    deferAck: () => {},
     publisher,
     signal: controller.signal,
     renewClaim: async () => {

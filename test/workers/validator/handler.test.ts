@@ -63,6 +63,8 @@ function contextFor(event: DeploymentEvent): HandlerContext {
       consumer: `${VALIDATOR_GROUP}:test:${process.pid}:0`,
     },
     logger: silentLogger(),
+    isLevelEnabled: () => false,
+    deferAck: () => {},
     publisher,
     signal: new AbortController().signal,
     renewClaim: async () => {},

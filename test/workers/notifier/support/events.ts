@@ -51,6 +51,8 @@ export function handlerContext(
       consumer: 'printery-notifier:test:1:0',
     },
     logger: silentLogger(),
+    isLevelEnabled: () => false,
+    deferAck: () => {},
     publisher,
     signal,
     renewClaim: async () => {},
