@@ -393,6 +393,41 @@ export function busContract(
       expect(handled).toEqual([id]);
     });
 
+    it('acknowledges once deferred work succeeded, never when it failed, and frees the slot meanwhile', async () => {
+      await open();
+      let openGate!: () => void;
+      const gate = new Promise<void>((r) => (openGate = r));
+      const deliveries: string[] = [];
+      await consume({
+        group: 'deferred',
+        types: ['deployment:started'],
+        concurrency: 1,
+        claimIdleMs: 600,
+        handler: async (e, context) => {
+          const name = (e.data as { deploymentId: string }).deploymentId;
+          deliveries.push(`${name}#${context.delivery.deliveryCount}`);
+          if (name === 'gated') context.deferAck(gate);
+          if (name === 'failing' && context.delivery.deliveryCount === 1) {
+            context.deferAck(Promise.reject(new Error('marker write failed')));
+          }
+        },
+      });
+      await bus.publisher.publish({ type: 'deployment:started', data: { deploymentId: 'gated' } });
+      await eventually(() => deliveries.includes('gated#1'));
+      // The only slot is free while the gated entry waits for its ack.
+      await bus.publisher.publish({ type: 'deployment:started', data: { deploymentId: 'next' } });
+      await eventually(() => deliveries.includes('next#1'));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await bus.pendingCount('deployment:started', 'deferred')).toBe(1);
+      openGate();
+      await eventually(async () => (await bus.pendingCount('deployment:started', 'deferred')) === 0);
+      // Deferred work that fails leaves the entry pending; it comes back and is then acknowledged.
+      await bus.publisher.publish({ type: 'deployment:started', data: { deploymentId: 'failing' } });
+      await eventually(() => deliveries.includes('failing#2'), 10_000);
+      await eventually(async () => (await bus.pendingCount('deployment:started', 'deferred')) === 0);
+      expect(deliveries).toEqual(['gated#1', 'next#1', 'failing#1', 'failing#2']);
+    });
+
     it('reclaims an entry left pending by a consumer that stopped mid-handling', async () => {
       await open();
       const first = bus.subscriber();
