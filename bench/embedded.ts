@@ -202,7 +202,7 @@ try {
     await consumeBus.close();
     if (redisUp) {
       const client = createRedisClient({ url });
-      const markers = createRedisClient({ url, autoPipelining: true });
+      const markers = createRedisClient({ url });
       redisConsume = Math.max(
         redisConsume,
         await consume(

@@ -134,10 +134,11 @@ export async function openEventBus(settings: Settings, options: OpenBusOptions):
       });
     }
   }
-  // Idempotency markers are many tiny commands: their own auto-pipelined connection.
+  // Idempotency markers: their own connection, not auto-pipelined — the store already sends one
+  // script call per group per tick, and waiting a tick for ioredis' auto-pipeline too puts most of
+  // a round trip on every event's way to its handler (p50 +0.1 ms, p99 +0.7 ms measured).
   const markers = createRedisClient({
     ...connection,
-    autoPipelining: true,
     connectionName: `materi:${options.source}:${settings.streamPrefix}:markers`,
   });
   const prefix = settings.streamPrefix;
