@@ -428,6 +428,27 @@ export function busContract(
       expect(deliveries).toEqual(['gated#1', 'next#1', 'failing#1', 'failing#2']);
     });
 
+    it('closes within its grace period when deferred work never finishes, leaving the entry pending', async () => {
+      await open();
+      let handled = 0;
+      const subscriber = bus.subscriber();
+      const router = await consume({
+        group: 'deferred-hung',
+        types: ['deployment:started'],
+        subscriber,
+        handler: async (_e, context) => {
+          handled++;
+          context.deferAck(new Promise<void>(() => {}));
+        },
+      });
+      await bus.publisher.publish({ type: 'deployment:started', data: { deploymentId: 'hung' } });
+      await eventually(() => handled === 1);
+      const started = Date.now();
+      await router.close(200);
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(await bus.pendingCount('deployment:started', 'deferred-hung')).toBe(1);
+    });
+
     it('reclaims an entry left pending by a consumer that stopped mid-handling', async () => {
       await open();
       const first = bus.subscriber();

@@ -140,6 +140,12 @@ class Inbound implements ReceivedMessage {
   renewClaim(): Promise<void> {
     return this.owner.renew(this);
   }
+
+  /** What a log line or a serializer shows: the delivery, not the subscription behind it. */
+  toJSON(): Record<string, unknown> {
+    const { stream, entryId, deliveryCount, group, consumer, priority } = this;
+    return { stream, entryId, deliveryCount, group, consumer, priority };
+  }
 }
 
 type RawEntry = [id: string, fields: string[] | null];
@@ -292,7 +298,11 @@ class RedisSubscription implements Subscription {
     this.shutdown.abort(new Error('consumer is shutting down'));
     while (this.inFlightIds.size > 0 && Date.now() < deadline + 1000) await sleep(20);
     clearInterval(this.renewalTimer);
-    await Promise.all(this.beforeAck);
+    // Acks waiting for deferred work get until the deadline too; what is still waiting then stays
+    // pending and comes back (the idempotency marker, if it was written, skips the handler).
+    const acksReady = new AbortController();
+    void Promise.all(this.beforeAck).finally(() => acksReady.abort());
+    await sleep(Math.max(0, deadline + 1000 - Date.now()), acksReady.signal);
     await this.flushAcks();
     this.onClosed();
     this.logger.debug({ left_pending: this.inFlightIds.size + this.queue.length }, 'subscription closed');

@@ -269,7 +269,10 @@ class SqliteSubscription implements Subscription {
     while (this.running > 0 && Date.now() < deadline + 1000) await sleep(20);
     clearInterval(this.renewalTimer);
     this.unwatch?.();
-    await Promise.allSettled([...this.settling]);
+    // Settling includes acks waiting for deferred work (deferAck): bounded by the deadline too.
+    const settled = new AbortController();
+    void Promise.allSettled([...this.settling]).finally(() => settled.abort());
+    await sleep(Math.max(0, deadline + 1000 - Date.now()), settled.signal);
     this.onClosed();
     this.logger.debug({ left_pending: this.held.size }, 'subscription closed');
   }
