@@ -373,6 +373,25 @@ function isoTime(time: Date): string {
   return lastIso;
 }
 
+let lastTimeText = '';
+let lastTimeMs = 0;
+
+/**
+ * The `time` field as a Date. Entries read together were mostly published in the same
+ * millisecond, so the last text parsed is remembered (each event still gets its own Date).
+ */
+function parseTime(text: string): Date {
+  if (text !== lastTimeText) {
+    const ms = RFC3339.test(text) ? new Date(text).getTime() : Number.NaN;
+    if (Number.isNaN(ms)) {
+      throw new EventDecodeError('time', `is not an RFC 3339 timestamp: "${text.slice(0, 40)}"`);
+    }
+    lastTimeText = text;
+    lastTimeMs = ms;
+  }
+  return new Date(lastTimeMs);
+}
+
 /** Turns a flat `[field, value, …]` list (as XRANGE returns it) into a record. */
 export function fieldsToRecord(fields: readonly string[]): Record<string, string> {
   const record: Record<string, string> = {};
@@ -404,11 +423,7 @@ export function decodeEntry(fields: Record<string, string> | readonly string[]):
   } catch {
     throw new EventDecodeError('type', `is not a known event type: "${type.slice(0, 80)}"`);
   }
-  const timeText = required(entry, 'time');
-  const time = new Date(timeText);
-  if (!RFC3339.test(timeText) || Number.isNaN(time.getTime())) {
-    throw new EventDecodeError('time', `is not an RFC 3339 timestamp: "${timeText.slice(0, 40)}"`);
-  }
+  const time = parseTime(required(entry, 'time'));
   const priority = required(entry, 'priority');
   if (!(priority in PRIORITY_RANK)) {
     throw new EventDecodeError(
