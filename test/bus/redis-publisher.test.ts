@@ -372,6 +372,33 @@ describe('RedisPublisher', () => {
     expect(await redis.xlen(`${prefix}:deployment:stage:api:started`)).toBe(25);
   });
 
+  it('publishes a batch larger than one pipeline in order, each event with its own entry id', async () => {
+    setUp();
+    const batch = Array.from({ length: 730 }, (_, i) => ({
+      type: i % 3 ? 'deployment:stage:api:started' : 'deployment:started',
+      data: { deploymentId: `dep-${i}` },
+    }));
+    const published = await publisher.publishBatch(batch);
+    for (const type of ['deployment:started', 'deployment:stage:api:started']) {
+      const stored = await redis.xrange(`${prefix}:${type}`, '-', '+');
+      const expected = published.filter((p) => p.event.type === type);
+      expect(stored.map(([id]) => id)).toEqual(expected.map((p) => p.entryId));
+      expect(
+        stored.map(([, fields]) => JSON.parse(fields[fields.indexOf('data') + 1]!).deploymentId),
+      ).toEqual(expected.map((p) => p.event.deploymentId));
+    }
+  });
+
+  it('writes nothing of a large batch when one of its last events is malformed', async () => {
+    setUp();
+    const batch = Array.from({ length: 500 }, (_, i) => ({
+      type: 'deployment:started',
+      data: i === 480 ? ({ deploymentId: 'bad', services: 'api' } as never) : { deploymentId: `dep-${i}` },
+    }));
+    await expect(publisher.publishBatch(batch)).rejects.toThrow(/services: expected a list/);
+    expect(await redis.exists(`${prefix}:deployment:started`)).toBe(0);
+  });
+
   it('rejects malformed input with a clear error and writes nothing', async () => {
     setUp();
     await expect(publisher.publish({ type: 'deployment:exploded', data: {} })).rejects.toThrow(

@@ -14,6 +14,15 @@ import {
 } from './connection.js';
 import { trimStream } from './trim.js';
 
+/** Commands per pipeline of a large batch (see {@link RedisPublisher.publishBatch}). */
+const PIPELINE_CHUNK = 100;
+
+/** A pipeline of a batch already written: where its commands start, and its replies. */
+interface Chunk {
+  from: number;
+  reply: Promise<unknown[]>;
+}
+
 /** Options of {@link RedisPublisher}. */
 export interface RedisPublisherOptions {
   /** Command connection. The publisher does not close it unless `ownsClient` is true. */
@@ -71,14 +80,21 @@ export class RedisPublisher implements Publisher {
     return published!;
   }
 
+  /**
+   * Every event is checked before anything is written, so a bad one fails the batch with nothing
+   * stored. A large batch then goes out in pipelines of {@link PIPELINE_CHUNK} commands, each
+   * written as soon as it is encoded: Redis appends one while the next is being built.
+   */
   async publishBatch(inputs: readonly OutgoingEvent[]): Promise<PublishedEvent[]> {
+    const prepared = inputs.map((input) => prepareEvent(input, this.defaults));
     const commands: PipelineCommand[] = [];
     const published: PublishedEvent[] = [];
     const xadds: number[] = [];
     const newTypes = new Set<string>();
+    const chunks: Chunk[] = [];
     const cap = this.options.maxLenApprox;
-    for (const input of inputs) {
-      const { event, spec } = prepareEvent(input, this.defaults);
+    let from = 0;
+    for (const { event, spec } of prepared) {
       const stream = streamKey(this.prefix, event.type);
       if (!this.registered.has(event.type) && !newTypes.has(event.type)) {
         newTypes.add(event.type);
@@ -89,8 +105,13 @@ export class RedisPublisher implements Publisher {
       xadds.push(commands.length);
       commands.push(xadd as PipelineCommand);
       published.push({ event, stream, entryId: '' });
+      if (commands.length - from >= PIPELINE_CHUNK) {
+        chunks.push(this.sendChunk(commands, from));
+        from = commands.length;
+      }
     }
-    const replies = await this.send(commands, published[0]?.stream ?? this.prefix);
+    if (from < commands.length) chunks.push(this.sendChunk(commands, from));
+    const replies = await this.collect(commands, chunks, published[0]?.stream ?? this.prefix);
     for (const type of newTypes) this.registered.add(type);
     const debug = this.logger.isLevelEnabled('debug');
     for (const [i, p] of published.entries()) {
@@ -124,18 +145,47 @@ export class RedisPublisher implements Publisher {
     if (this.options.ownsClient) await this.client.quit().catch(() => this.client.disconnect());
   }
 
-  private async send(commands: PipelineCommand[], stream: string): Promise<unknown[]> {
+  private sendChunk(commands: PipelineCommand[], from: number): Chunk {
+    const reply = execPipelined(this.client, commands.slice(from));
+    // Observed at once: a chunk may fail while later ones are still being built.
+    reply.catch(() => {});
+    return { from, reply };
+  }
+
+  /**
+   * The replies of every chunk, in order. From the first chunk that failed on, the commands are
+   * sent again in one pipeline (retrying transient errors), so entries keep the batch's order;
+   * an entry of a later chunk that had been stored is then stored twice, with the same event id,
+   * which consumers deduplicate.
+   */
+  private async collect(commands: PipelineCommand[], chunks: Chunk[], stream: string): Promise<unknown[]> {
+    const replies: unknown[] = [];
+    for (const chunk of chunks) {
+      try {
+        replies.push(...(await chunk.reply));
+      } catch (error) {
+        replies.push(...(await this.send(commands.slice(chunk.from), stream, error)));
+        return replies;
+      }
+    }
+    return replies;
+  }
+
+  /** Sends commands after a first attempt failed with `failure`, retrying transient errors. */
+  private async send(commands: PipelineCommand[], stream: string, failure: unknown): Promise<unknown[]> {
+    let error = failure;
     for (let attempt = 1; ; attempt++) {
+      if (!isTransientRedisError(error) || attempt >= this.retry.attempts) {
+        this.logger.error({ stream, err: error, attempts: attempt }, 'publish failed');
+        throw new PublishError(stream, error);
+      }
+      const delay = backoffDelay(attempt, this.retry);
+      this.logger.warn({ stream, attempt, delay_ms: delay, err: error }, 'publish failed, retrying');
+      await sleep(delay);
       try {
         return await execPipelined(this.client, commands);
-      } catch (error) {
-        if (!isTransientRedisError(error) || attempt >= this.retry.attempts) {
-          this.logger.error({ stream, err: error, attempts: attempt }, 'publish failed');
-          throw new PublishError(stream, error);
-        }
-        const delay = backoffDelay(attempt, this.retry);
-        this.logger.warn({ stream, attempt, delay_ms: delay, err: error }, 'publish failed, retrying');
-        await sleep(delay);
+      } catch (next) {
+        error = next;
       }
     }
   }
