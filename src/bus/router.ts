@@ -208,9 +208,8 @@ class MessageContext implements HandlerContext {
     return this.boundPublisher;
   }
 
-  renewClaim(): Promise<void> {
-    return this.message.renewClaim();
-  }
+  /** An own function, as it was on the plain context object: handlers may pass it around unbound. */
+  readonly renewClaim = (): Promise<void> => this.message.renewClaim();
 
   deferAck(task: Promise<void>): void {
     // Observed here so that a task whose handler then fails is no unhandled rejection.
