@@ -60,9 +60,13 @@ async function mastersOf(client: Cluster, prefix: string, types: string[]): Prom
 }
 
 /** A fresh prefix under which the streams of `types` are spread over all three masters. */
+/** A prefix whose streams of `types` are spread over all three masters, each in a slot of its own. */
 async function prefixOnEveryMaster(client: Cluster, name: string, types: string[]): Promise<string> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const candidate = uniquePrefix(name);
+    // 14 random slots out of 16,384 coincide about once in 180 prefixes.
+    const slots = new Set(types.map((t) => slotOf(streamKey(candidate, t))));
+    if (slots.size !== types.length) continue;
     if ((await mastersOf(client, candidate, types)).size === 3) return candidate;
   }
   throw new Error(`no prefix spreads ${types.join(', ')} over three masters`);
