@@ -10,22 +10,17 @@ import {
 } from '../../src/shield/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { BACKENDS, type TestDatabase } from '../store/backends.js';
+import { testHandlerContext } from '../support/handler-context.js';
 import { asDeploymentEvents, deploymentScenario, shuffled } from './fixtures.js';
 
 const logger = silentLogger();
 
 function contextFor(event: DeploymentEvent, n: number): HandlerContext {
-  return {
-    delivery: {
-      stream: `materi:events:deployment:${event.type}`,
-      entryId: `${1_700_000_000_000 + n}-0`,
-      deliveryCount: 1,
-      group: 'shield',
-      consumer: 'shield:test:1:0',
-    },
+  return testHandlerContext({
+    stream: `materi:events:deployment:${event.type}`,
+    entryId: `${1_700_000_000_000 + n}-0`,
+    group: 'shield',
     logger,
-    isLevelEnabled: () => false,
-    deferAck: () => {},
     publisher: {
       publish: async () => {
         throw new Error('the projection publishes nothing');
@@ -35,9 +30,7 @@ function contextFor(event: DeploymentEvent, n: number): HandlerContext {
       },
       close: async () => {},
     },
-    signal: new AbortController().signal,
-    renewClaim: async () => {},
-  };
+  });
 }
 
 describe.each(BACKENDS)('Shield projection on $dialect', (backend) => {

@@ -13,11 +13,11 @@ import {
   ExecutionStatus,
   streamKey,
 } from '../../../src/events/index.js';
-import { silentLogger } from '../../../src/runtime/logging.js';
 import {
   createDependencyCheckerHandler,
   DEPENDENCY_CHECKER_GROUP,
 } from '../../../src/workers/dependency-checker/index.js';
+import { testHandlerContext } from '../../support/handler-context.js';
 import { deletePrefix, TEST_REDIS_URL, testRedis, uniquePrefix } from '../../support/redis.js';
 
 let redis: Redis;
@@ -52,21 +52,11 @@ async function startedEvent(spec: JsonObject): Promise<DeploymentEvent> {
 }
 
 function contextFor(event: DeploymentEvent): HandlerContext {
-  return {
-    delivery: {
-      stream: streamKey(prefix, event.type),
-      entryId: '0-1',
-      deliveryCount: 1,
-      group: DEPENDENCY_CHECKER_GROUP,
-      consumer: `${DEPENDENCY_CHECKER_GROUP}:test:${process.pid}:0`,
-    },
-    logger: silentLogger(),
-    isLevelEnabled: () => false,
-    deferAck: () => {},
+  return testHandlerContext({
+    stream: streamKey(prefix, event.type),
+    group: DEPENDENCY_CHECKER_GROUP,
     publisher,
-    signal: new AbortController().signal,
-    renewClaim: async () => {},
-  };
+  });
 }
 
 async function handle(event: DeploymentEvent, env: Record<string, string> = {}): Promise<void> {

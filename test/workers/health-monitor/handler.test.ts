@@ -13,6 +13,7 @@ import {
 } from '../../../src/events/index.js';
 import { silentLogger } from '../../../src/runtime/logging.js';
 import { createHealthMonitorHandler } from '../../../src/workers/health-monitor/index.js';
+import { testHandlerContext } from '../../support/handler-context.js';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/redis.js';
 import { downBase, flakyService, healthyService, type LocalService } from './local-services.js';
 
@@ -55,23 +56,16 @@ async function request(data: Record<string, unknown>): Promise<DeploymentEvent> 
 function handlerContext(event: DeploymentEvent) {
   const controller = new AbortController();
   const renewals: number[] = [];
-  const context: HandlerContext = {
-    delivery: {
-      stream: `${prefix}:health:check:started`,
-      entryId: '0-1',
-      deliveryCount: 1,
-      group: 'printery-health-monitor',
-      consumer: 'printery-health-monitor:test:1:0',
-    },
+  const context: HandlerContext = testHandlerContext({
+    stream: `${prefix}:health:check:started`,
+    group: 'printery-health-monitor',
     logger: silentLogger().child({ event_id: event.id }),
-    isLevelEnabled: () => false,
-    deferAck: () => {},
     publisher,
     signal: controller.signal,
     renewClaim: async () => {
       renewals.push(Date.now());
     },
-  };
+  });
   return { context, controller, renewals };
 }
 

@@ -14,12 +14,12 @@ import {
   type ValidationCompletedEvent,
   ValidationResult,
 } from '../../../src/events/index.js';
-import { silentLogger } from '../../../src/runtime/logging.js';
 import {
   createValidatorHandler,
   resultEventId,
   VALIDATOR_GROUP,
 } from '../../../src/workers/validator/index.js';
+import { testHandlerContext } from '../../support/handler-context.js';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/redis.js';
 
 let redis: Redis;
@@ -54,21 +54,7 @@ async function startedEvent(spec: JsonObject | undefined, deadlineSeconds = 60):
 }
 
 function contextFor(event: DeploymentEvent): HandlerContext {
-  return {
-    delivery: {
-      stream: streamKey(prefix, event.type),
-      entryId: '0-1',
-      deliveryCount: 1,
-      group: VALIDATOR_GROUP,
-      consumer: `${VALIDATOR_GROUP}:test:${process.pid}:0`,
-    },
-    logger: silentLogger(),
-    isLevelEnabled: () => false,
-    deferAck: () => {},
-    publisher,
-    signal: new AbortController().signal,
-    renewClaim: async () => {},
-  };
+  return testHandlerContext({ stream: streamKey(prefix, event.type), group: VALIDATOR_GROUP, publisher });
 }
 
 /** Runs the handler as the router does: inside the handled event's context. */

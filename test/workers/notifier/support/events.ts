@@ -9,7 +9,7 @@ import {
   type NotificationSentEvent,
   streamKey,
 } from '../../../../src/events/index.js';
-import { silentLogger } from '../../../../src/runtime/logging.js';
+import { testHandlerContext } from '../../../support/handler-context.js';
 
 /** An event as a consumer sees it: encoded to stream entry fields and decoded again. */
 export function decodedEvent<T extends string>(
@@ -42,21 +42,12 @@ export function handlerContext(
   publisher: RedisPublisher,
   signal = new AbortController().signal,
 ): HandlerContext {
-  return {
-    delivery: {
-      stream: `${publisher.prefix}:test`,
-      entryId: '0-1',
-      deliveryCount: 1,
-      group: 'printery-notifier',
-      consumer: 'printery-notifier:test:1:0',
-    },
-    logger: silentLogger(),
-    isLevelEnabled: () => false,
-    deferAck: () => {},
+  return testHandlerContext({
+    stream: `${publisher.prefix}:test`,
+    group: 'printery-notifier',
     publisher,
     signal,
-    renewClaim: async () => {},
-  };
+  });
 }
 
 /** The `notification:sent` events under a prefix, decoded, oldest first. */
