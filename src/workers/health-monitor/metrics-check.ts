@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
-import { type HttpTarget, httpGet } from './http-request.js';
+import type { HttpTarget } from '../../runtime/http-target.js';
+import { httpGet } from './http-request.js';
 import type { MetricsCheckSpec, SeriesSelector } from './spec.js';
 
 /** A metric family as `parse-prometheus-text-format` returns it (values are strings). */

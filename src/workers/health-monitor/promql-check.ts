@@ -1,4 +1,5 @@
-import { type HttpTarget, httpGet } from './http-request.js';
+import type { HttpTarget } from '../../runtime/http-target.js';
+import { httpGet } from './http-request.js';
 import type { ConditionOperator, PromqlCheckSpec } from './spec.js';
 
 /** What a PromQL check concluded. */

@@ -1,9 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import { BadInputError, ConfigError, MateriError } from '../../errors/index.js';
 import { ExecutionStatus, HealthStatus } from '../../events/index.js';
+import { type HttpTarget, httpTarget } from '../../runtime/http-target.js';
 import type { Logger } from '../../runtime/logging.js';
 import { environmentLookup, expandReferences, type Lookup } from '../../runtime/references.js';
-import { type HttpTarget, httpGet, httpTarget } from './http-request.js';
+import { httpGet } from './http-request.js';
 import { MetricsWatcher } from './metrics-check.js';
 import { PromqlWatcher } from './promql-check.js';
 import { type HealthSpec, parseHealthSpec, type ServiceHealthSpec } from './spec.js';

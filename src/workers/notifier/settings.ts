@@ -5,6 +5,7 @@ import { type ZodType, z } from 'zod';
 import { ConfigError, describeCause } from '../../errors/index.js';
 import { isKnownEventType } from '../../events/catalog.js';
 import { durationMs } from '../../runtime/duration.js';
+import { isHttpUrl } from '../../runtime/http-target.js';
 import { DEFAULT_TEMPLATES, type Templates, unknownTemplateField } from './templates.js';
 
 /**
@@ -35,15 +36,6 @@ const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
   }
   return ms;
 });
-
-function isHttpUrl(text: string): boolean {
-  try {
-    const url = new URL(text);
-    return url.protocol === 'http:' || url.protocol === 'https:';
-  } catch {
-    return false;
-  }
-}
 
 /**
  * A URL, which may be a secret (a Slack webhook URL is a credential). Either it holds `${NAME}`

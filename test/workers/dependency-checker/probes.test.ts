@@ -45,6 +45,11 @@ beforeAll(async () => {
       case '/slow':
         setTimeout(() => res.writeHead(200).end('ok'), 1500).unref();
         return;
+      case '/basic':
+        if (req.headers.authorization === `Basic ${Buffer.from('probe:s3cret').toString('base64')}`) {
+          res.writeHead(200).end('ok');
+        } else res.writeHead(401).end();
+        return;
       case '/private':
         if (req.headers.authorization === 'Bearer health-token-123') res.writeHead(200).end('ok');
         else res.writeHead(401).end();
@@ -168,6 +173,18 @@ describe('http dependency', () => {
       { HEALTH_TOKEN: 'health-token-123' },
     );
     expect(denied.message).toBe(`HTTP 401 from ${base}/private?***, expected 2xx`);
+  });
+});
+
+describe('http dependency with credentials in its URL', () => {
+  it('sends them as basic auth and never shows the password', async () => {
+    const url = `http://probe:\${HEALTH_PASSWORD}@${base.slice('http://'.length)}/basic`;
+    const ok = await check({ type: 'http', url }, { HEALTH_PASSWORD: 's3cret' });
+    expect(ok.healthy).toBe(true);
+    const denied = await check({ type: 'http', url }, { HEALTH_PASSWORD: 'wrong' });
+    expect(denied.healthy).toBe(false);
+    expect(denied.message).toContain('HTTP 401');
+    expect(denied.message).not.toContain('wrong');
   });
 });
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { describeCause } from '../../../errors/index.js';
+import { httpTarget, isHttpUrl } from '../../../runtime/http-target.js';
 import { redactUrl } from '../../../runtime/logging.js';
 import { findReferences } from '../../../runtime/references.js';
 import { defineDependencyProbe, dependencySettings, ProbeFailure } from '../probe.js';
@@ -38,16 +39,23 @@ export const httpProbe = defineDependencyProbe<HttpDependency>({
   item: httpItem,
   async probe(item, context) {
     const url = context.resolve(item.url);
-    if (!isHttpUrl(url)) {
-      throw new ProbeFailure(`${redactUrl(url)} is not an http:// or https:// URL`, { retryable: false });
-    }
-    const shown = redactUrl(url);
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(item.headers ?? {})) headers[name] = context.resolve(value);
+    // Credentials in the URL go to an Authorization header: fetch refuses URLs that hold them.
+    const target = httpTarget(url, headers);
+    if (!target) {
+      throw new ProbeFailure(`${redactUrl(url)} is not an http:// or https:// URL`, { retryable: false });
+    }
+    const shown = target.display;
     const method = item.method ?? 'GET';
     let response: Response;
     try {
-      response = await fetch(url, { method, headers, signal: context.signal, redirect: 'follow' });
+      response = await fetch(target.url, {
+        method,
+        headers: target.headers,
+        signal: context.signal,
+        redirect: 'follow',
+      });
     } catch (error) {
       const cause = error instanceof Error && error.cause !== undefined ? error.cause : error;
       throw new ProbeFailure(`cannot reach ${shown}: ${describeCause(cause)}`);
@@ -97,15 +105,6 @@ async function readBody(response: Response): Promise<string> {
     }
   }
   return Buffer.concat(chunks).subarray(0, MAX_BODY_BYTES).toString('utf8');
-}
-
-function isHttpUrl(text: string): boolean {
-  try {
-    const url = new URL(text);
-    return url.protocol === 'http:' || url.protocol === 'https:';
-  } catch {
-    return false;
-  }
 }
 
 function isRegExp(source: string): boolean {
