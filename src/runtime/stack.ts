@@ -153,11 +153,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     };
     if (components.includes('validator')) {
       const d = WORKER_DEFAULTS.validator;
-      add('validator', createValidatorHandler({ logger }), d.types, d.group, d.concurrency);
+      add('validator', createValidatorHandler(), d.types, d.group, d.concurrency);
     }
     if (components.includes('dependency-checker')) {
       const d = WORKER_DEFAULTS['dependency-checker'];
-      add('dependency-checker', createDependencyCheckerHandler({ logger }), d.types, d.group, d.concurrency);
+      add('dependency-checker', createDependencyCheckerHandler(), d.types, d.group, d.concurrency);
     }
     if (components.includes('health-monitor')) {
       const d = WORKER_DEFAULTS['health-monitor'];
