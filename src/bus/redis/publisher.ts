@@ -81,20 +81,19 @@ export class RedisPublisher implements Publisher {
   }
 
   /**
-   * Every event is checked before anything is written, so a bad one fails the batch with nothing
-   * stored. A large batch then goes out in pipelines of {@link PIPELINE_CHUNK} commands, each
-   * written as soon as it is encoded: Redis appends one while the next is being built.
+   * Every event is checked and encoded before anything is written, so a bad one fails the batch
+   * with nothing stored. A large batch then goes out in pipelines of {@link PIPELINE_CHUNK}
+   * commands, each written as soon as the client has built it: Redis appends one while the next
+   * is being built.
    */
   async publishBatch(inputs: readonly OutgoingEvent[]): Promise<PublishedEvent[]> {
-    const prepared = inputs.map((input) => prepareEvent(input, this.defaults));
     const commands: PipelineCommand[] = [];
     const published: PublishedEvent[] = [];
     const xadds: number[] = [];
     const newTypes = new Set<string>();
-    const chunks: Chunk[] = [];
     const cap = this.options.maxLenApprox;
-    let from = 0;
-    for (const { event, spec } of prepared) {
+    for (const input of inputs) {
+      const { event, spec } = prepareEvent(input, this.defaults);
       const stream = streamKey(this.prefix, event.type);
       if (!this.registered.has(event.type) && !newTypes.has(event.type)) {
         newTypes.add(event.type);
@@ -105,12 +104,11 @@ export class RedisPublisher implements Publisher {
       xadds.push(commands.length);
       commands.push(xadd as PipelineCommand);
       published.push({ event, stream, entryId: '' });
-      if (commands.length - from >= PIPELINE_CHUNK) {
-        chunks.push(this.sendChunk(commands, from));
-        from = commands.length;
-      }
     }
-    if (from < commands.length) chunks.push(this.sendChunk(commands, from));
+    const chunks: Chunk[] = [];
+    for (let from = 0; from < commands.length; from += PIPELINE_CHUNK) {
+      chunks.push(this.sendChunk(commands, from));
+    }
     const replies = await this.collect(commands, chunks, published[0]?.stream ?? this.prefix);
     for (const type of newTypes) this.registered.add(type);
     const debug = this.logger.isLevelEnabled('debug');
@@ -146,7 +144,7 @@ export class RedisPublisher implements Publisher {
   }
 
   private sendChunk(commands: PipelineCommand[], from: number): Chunk {
-    const reply = execPipelined(this.client, commands.slice(from));
+    const reply = execPipelined(this.client, commands.slice(from, from + PIPELINE_CHUNK));
     // Observed at once: a chunk may fail while later ones are still being built.
     reply.catch(() => {});
     return { from, reply };
