@@ -1,4 +1,5 @@
 import { describeCause } from '../errors/index.js';
+import { PRIORITY_RANK, type PriorityName } from '../events/catalog.js';
 import type { ConsumerStatus, ProcessHeartbeat, ReceivedMessage, SubscriptionOptions } from './types.js';
 
 /**
@@ -7,6 +8,12 @@ import type { ConsumerStatus, ProcessHeartbeat, ReceivedMessage, SubscriptionOpt
  *
  * @module
  */
+
+/** Handling priority of an entry from its fields: NORMAL when missing or unreadable. */
+export function priorityOf(fields: Record<string, string>): PriorityName {
+  const p = fields.priority as PriorityName | undefined;
+  return p && p in PRIORITY_RANK ? p : 'NORMAL';
+}
 
 /** A consumer's name: `<group>:<host>:<pid>:<slot>`. */
 export function consumerName(group: string, host: string, slot = 0): string {

@@ -121,12 +121,12 @@ export interface HandlerContext {
    * correlation id and name it as their cause.
    */
   publisher: Publisher;
-  /** Aborted when the consumer shuts down past its grace period or loses the entry. */
+  /** Aborted when the consumer shuts down past its grace period. */
   signal: AbortSignal;
   /**
    * Tells the group this consumer is still working on the entry, so no other consumer reclaims
-   * it. Long handlers (a health window of minutes) call it at least every claim-idle interval;
-   * the router also renews automatically while the handler runs.
+   * it. The subscription also renews the claims of its entries in flight every third of the
+   * claim-idle time; a handler calls it to say so explicitly (a health window of minutes does).
    */
   renewClaim(): Promise<void>;
 }

@@ -587,10 +587,12 @@ const messageReaders = new WeakMap<DescMessage, ValueReader | null>();
 function messageReader(desc: DescMessage): ValueReader | undefined {
   const known = messageReaders.get(desc);
   if (known !== undefined) return known ?? undefined;
-  // Recursive message types: until built, nested uses go to protobuf-es.
+  // Marked first, so a recursive message type (it meets itself while being built) is never
+  // plain: it always goes to protobuf-es.
   messageReaders.set(desc, null);
   const fields = new Map<string, { index: number; localName: string; read: ValueReader }>();
-  let plain = desc.oneofs.length === 0;
+  // Up to 31 fields: which ones a payload gave is kept in the bits of one number.
+  let plain = desc.oneofs.length === 0 && desc.fields.length <= 31;
   desc.fields.forEach((field, index) => {
     const read = plain ? fieldReader(field) : undefined;
     if (!read) {
@@ -610,7 +612,6 @@ function messageReader(desc: DescMessage): ValueReader | undefined {
       const field = fields.get(key);
       if (!field) continue;
       // A field given twice (by both its names) is an error protobuf-es reports.
-      if (field.index > 30) return NOT_PLAIN;
       const bit = 1 << field.index;
       if ((seen & bit) !== 0) return NOT_PLAIN;
       seen |= bit;

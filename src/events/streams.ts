@@ -12,11 +12,6 @@ export function streamKey(prefix: string, type: string): string {
   return `${prefix}:${type}`;
 }
 
-/** The event type of a stream key, or undefined when the key is not under the prefix. */
-export function typeOfStreamKey(prefix: string, key: string): string | undefined {
-  return key.startsWith(`${prefix}:`) ? key.slice(prefix.length + 1) : undefined;
-}
-
 /** Dead-letter stream of a consumer group: `<prefix>:dlq:<group>`. */
 export function deadLetterStreamKey(prefix: string, group: string): string {
   return `${prefix}:dlq:${group}`;

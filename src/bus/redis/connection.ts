@@ -19,7 +19,8 @@ export interface RedisConnectionSettings {
   connectTimeoutMs?: number;
   /**
    * Send the commands of one event-loop tick as one pipeline. Only for connections that carry
-   * many small independent commands (idempotency markers); never for blocking reads.
+   * many small independent commands from many callers; never for blocking reads. (The
+   * idempotency store batches its own calls per tick and does not need it.)
    * @defaultValue false
    */
   autoPipelining?: boolean;

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { describeCause } from '../../errors/index.js';
 import { matchesEventPattern, PRIORITY_RANK, type PriorityName } from '../../events/catalog.js';
+import { fieldsToRecord } from '../../events/codec.js';
 import {
   DEFAULT_STREAM_PREFIX,
   deadLetterRegistryKey,
@@ -14,6 +15,7 @@ import { type BackoffSettings, backoffDelay, DEFAULT_BACKOFF, sleep, stableRando
 import {
   consumerName,
   deadLetterFields,
+  priorityOf,
   retryConsumerName,
   validateSubscriptionOptions,
 } from '../consumers.js';
@@ -149,17 +151,6 @@ class Inbound implements ReceivedMessage {
 }
 
 type RawEntry = [id: string, fields: string[] | null];
-
-function toRecord(fields: string[]): Record<string, string> {
-  const record: Record<string, string> = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i]!] = fields[i + 1]!;
-  return record;
-}
-
-function priorityOf(fields: Record<string, string>): PriorityName {
-  const p = fields.priority as PriorityName | undefined;
-  return p && p in PRIORITY_RANK ? p : 'NORMAL';
-}
 
 class RedisSubscription implements Subscription {
   readonly group: string;
@@ -535,7 +526,7 @@ class RedisSubscription implements Subscription {
         return;
       }
       if (!d.retry) reclaimed++;
-      found.push(new Inbound(this, stream, entry[0], toRecord(entry[1]), d.count + 1));
+      found.push(new Inbound(this, stream, entry[0], fieldsToRecord(entry[1]), d.count + 1));
     });
     if (vanished.length > 0) await this.settleVanished(stream, vanished);
     if (reclaimed > 0) {
@@ -824,23 +815,23 @@ class RedisSubscription implements Subscription {
     }
   }
 
-  /** Removes consumers that left nothing pending and have been idle long (restarted processes). */
   private fromReadReply(reply: [string, RawEntry[]][] | null): Inbound[] {
     const out: Inbound[] = [];
     for (const [stream, entries] of reply ?? []) {
       for (const [entryId, fields] of entries) {
-        if (fields) out.push(new Inbound(this, stream, entryId, toRecord(fields), 1));
+        if (fields) out.push(new Inbound(this, stream, entryId, fieldsToRecord(fields), 1));
       }
     }
     return out;
   }
 
+  /** Removes consumers that left nothing pending and have been idle long (restarted processes). */
   private async cleanupConsumers(): Promise<void> {
     this.lastCleanup = Date.now();
     for (const stream of this.streams) {
       const consumers = (await this.client.xinfo('CONSUMERS', stream, this.group)) as unknown[][];
       for (const raw of consumers) {
-        const info = toRecord(raw.map(String));
+        const info = fieldsToRecord(raw.map(String));
         if (
           info.name !== this.consumer &&
           info.name !== this.retryConsumer &&

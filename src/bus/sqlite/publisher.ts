@@ -72,18 +72,21 @@ export class SqlitePublisher implements Publisher {
       this.logger.error({ stream, err: error }, 'publish failed');
       throw new PublishError(stream, error);
     }
+    const debug = this.logger.isLevelEnabled('debug');
     return prepared.map((p, i) => {
       const entryId = appended[i]!.entryId;
-      this.logger.debug(
-        {
-          event_id: p.event.id,
-          type: p.event.type,
-          stream: p.stream,
-          entry_id: entryId,
-          correlation_id: p.event.correlationId,
-        },
-        'event published',
-      );
+      if (debug) {
+        this.logger.debug(
+          {
+            event_id: p.event.id,
+            type: p.event.type,
+            stream: p.stream,
+            entry_id: entryId,
+            correlation_id: p.event.correlationId,
+          },
+          'event published',
+        );
+      }
       return { event: p.event, stream: p.stream, entryId };
     });
   }

@@ -12,6 +12,7 @@ import { type BackoffSettings, backoffDelay, DEFAULT_BACKOFF, sleep, stableRando
 import {
   consumerName,
   deadLetterFields,
+  priorityOf,
   retryConsumerName,
   validateSubscriptionOptions,
 } from '../consumers.js';
@@ -145,11 +146,6 @@ function headEntry(head: Head): Queued {
     head.parsed[head.next] = entry;
   }
   return entry;
-}
-
-function priorityOf(fields: Record<string, string>): PriorityName {
-  const p = fields.priority as PriorityName | undefined;
-  return p && p in PRIORITY_RANK ? p : 'NORMAL';
 }
 
 /** Most urgent first; within a priority, oldest first. */
