@@ -44,6 +44,8 @@ export interface OrchestratorOptions {
   publishRetryMs?: number;
   /** Claim idle time of the result consumer. @defaultValue 30000 */
   claimIdleMs?: number;
+  /** Gate results recorded at once by the result consumer. @defaultValue 8 */
+  concurrency?: number;
   observer?: SubscriptionObserver;
   /** Replaces stage providers (tests). */
   providerFor?: (stage: PlanStage) => StageProvider | undefined;
@@ -126,7 +128,7 @@ export class Orchestrator {
       name: 'orchestrator-results',
       group: ORCHESTRATOR_GROUP,
       types: ['validation:completed', 'dependency:check:completed', 'health:check:completed'],
-      concurrency: 8,
+      concurrency: this.options.concurrency ?? 8,
       claimIdleMs: this.options.claimIdleMs,
       handler: async (event) => {
         if (!event.causationId) return;

@@ -207,6 +207,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         observer: metrics.observer,
         claimIdleMs,
         leaseMs: settings.leaseMs,
+        concurrency: options.concurrency?.orchestrator,
       });
       groups.push('orchestrator');
     }
@@ -214,7 +215,13 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const feed = components.includes('shield') ? new ShieldFeed() : undefined;
     if (feed && store) {
       router.addHandler(
-        shieldProjectionRegistration({ db: store.db, logger, onChange: feed.publish, claimIdleMs }),
+        shieldProjectionRegistration({
+          db: store.db,
+          logger,
+          onChange: feed.publish,
+          claimIdleMs,
+          concurrency: options.concurrency?.shield,
+        }),
       );
       groups.push(SHIELD_GROUP);
     }

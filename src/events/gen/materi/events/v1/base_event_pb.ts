@@ -24,7 +24,8 @@ export const file_materi_events_v1_base_event: GenFile = /*@__PURE__*/
  */
 export type EventEnvelope = Message<"materi.events.v1.EventEnvelope"> & {
   /**
-   * Unique id of this event (UUID v4). Consumers deduplicate by it.
+   * Unique id of this event: a random UUID, or one derived from the step for the events a
+   * retried step publishes again. Consumers deduplicate by it.
    *
    * @generated from field: string event_id = 1;
    */
