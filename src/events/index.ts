@@ -9,4 +9,5 @@ export * from './codec.js';
 export * from './envelope.js';
 export * from './gen/materi/events/v1/base_event_pb.js';
 export * from './gen/materi/events/v1/deployment_events_pb.js';
+export * from './ids.js';
 export * from './streams.js';

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { stableEventId } from '../events/ids.js';
 import type { Artifact } from './providers/index.js';
 
 /** Final and running statuses, as in the DeploymentStatus enum of the events. */
@@ -134,7 +134,5 @@ export function emptyState(): SagaState {
  * event id — never act on it twice.
  */
 export function stepEventId(deploymentId: string, step: string): string {
-  const h = createHash('sha256').update(`${deploymentId}\u0000${step}`).digest('hex');
-  const variant = ((Number.parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  return stableEventId(`${deploymentId}\u0000${step}`, 'sha256');
 }

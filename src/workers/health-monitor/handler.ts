@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Handler, HandlerContext } from '../../bus/types.js';
 import { ConfigError, describeCause, UnrecoverableError } from '../../errors/index.js';
+import { stableEventId } from '../../events/ids.js';
 import { ExecutionStatus, type HealthCheckStartedEvent, HealthStatus } from '../../events/index.js';
 import { redactUrl } from '../../runtime/logging.js';
 import {
@@ -91,7 +91,7 @@ export function createHealthMonitorHandler(options: HealthMonitorOptions = {}): 
 
     await context.publisher.publish({
       type: HEALTH_CHECK_COMPLETED,
-      id: resultEventId(event.id),
+      id: stableEventId(`${HEALTH_CHECK_COMPLETED}/${event.id}`),
       correlationId: event.correlationId,
       causationId: event.id,
       data: {
@@ -138,15 +138,6 @@ function renewClaimPeriodically(context: HandlerContext, intervalMs: number) {
     stop: () => clearInterval(timer),
     count: () => renewals,
   };
-}
-
-/** A UUID (version 5 layout) derived from the request's id. */
-function resultEventId(requestId: string): string {
-  const hash = createHash('sha1').update(`${HEALTH_CHECK_COMPLETED}/${requestId}`).digest();
-  hash[6] = (hash[6]! & 0x0f) | 0x50;
-  hash[8] = (hash[8]! & 0x3f) | 0x80;
-  const hex = hash.subarray(0, 16).toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 function redactUrls(text: string): string {

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { Handler, HandlerContext } from '../../bus/types.js';
 import { describeCause, MateriError } from '../../errors/index.js';
 import type { DeploymentEvent } from '../../events/envelope.js';
+import { stableEventId } from '../../events/ids.js';
 import { NotificationOutcome } from '../../events/index.js';
 import type { Logger } from '../../runtime/logging.js';
 import { environmentLookup, findReferences, type Lookup } from '../../runtime/references.js';
@@ -94,13 +94,6 @@ const OUTCOME = {
   SUPPRESSED: NotificationOutcome.SUPPRESSED,
 } as const;
 
-/** A UUID derived from a text, so that publishing the same outcome twice reuses the event id. */
-function stableUuid(text: string): string {
-  const h = createHash('sha1').update(text).digest('hex');
-  const variant = ((Number.parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
-}
-
 /**
  * Builds the notifier. For each event it reads severity, deployment and failure from the event,
  * routes it to channels, and sends to every channel in parallel: each (event, channel) pair at
@@ -191,7 +184,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       ctx.publisher.publish({
         type: 'notification:sent',
         // SENT and SUPPRESSED happen once per pair: a stable id makes a repeated publish a duplicate consumers drop.
-        id: outcome === 'FAILED' ? undefined : stableUuid(`${event.id}:${name}:${outcome}`),
+        id: outcome === 'FAILED' ? undefined : stableEventId(`${event.id}:${name}:${outcome}`),
         correlationId: event.correlationId,
         causationId: event.id,
         deploymentId: message.deploymentId,

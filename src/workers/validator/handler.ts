@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { Handler } from '../../bus/types.js';
 import { UnrecoverableError } from '../../errors/index.js';
+import { resultEventId } from '../../events/ids.js';
 import {
   CheckStatus,
   ExecutionStatus,
@@ -75,11 +75,4 @@ export function createValidatorHandler(options: ValidatorOptions = {}): Handler 
       'validation completed',
     );
   };
-}
-
-/** A UUID (version 5 layout) determined by the request's id and the result type. */
-export function resultEventId(requestId: string, resultType: string): string {
-  const hex = createHash('sha1').update(`${resultType}\n${requestId}`).digest('hex');
-  const variant = ((Number.parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }

@@ -9,6 +9,8 @@
  *
  * @module
  */
+
+export { resultEventId } from '../../events/ids.js';
 export {
   type CheckContext,
   CheckFailure,
@@ -25,7 +27,7 @@ export {
   imageCheck,
   migrationsCheck,
 } from './checks/index.js';
-export { createValidatorHandler, resultEventId, VALIDATOR_GROUP, VALIDATOR_INPUT_TYPE } from './handler.js';
+export { createValidatorHandler, VALIDATOR_GROUP, VALIDATOR_INPUT_TYPE } from './handler.js';
 export {
   lookupManifest,
   MANIFEST_MEDIA_TYPES,
