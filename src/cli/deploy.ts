@@ -10,17 +10,7 @@ import { createLogger } from '../runtime/logging.js';
 import { COMPONENTS, startStack } from '../runtime/stack.js';
 import { apiRequest } from './client.js';
 import { exitCodeFor, ProgressPrinter } from './progress.js';
-import { announceBackend, collect } from './shared.js';
-
-function parseVars(pairs: string[]): Record<string, string> {
-  const vars: Record<string, string> = {};
-  for (const pair of pairs) {
-    const at = pair.indexOf('=');
-    if (at <= 0) throw new BadInputError(`--var "${pair}": expected name=value`);
-    vars[pair.slice(0, at)] = pair.slice(at + 1);
-  }
-  return vars;
-}
+import { announceBackend, collect, parseVars } from './shared.js';
 
 function whoAmI(): string {
   try {

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
-import { BadInputError } from '../errors/index.js';
 import { executionWaves, formatDuration, loadPlanFile, type Plan } from '../orchestrator/plan/index.js';
-import { collect } from './shared.js';
+import { collect, parseVars } from './shared.js';
 
 interface ValidateOptions {
   var: string[];
@@ -42,17 +41,6 @@ export function registerPlanCommands(program: Command): void {
         options.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(file, loaded),
       );
     });
-}
-
-/** `--var k=v` values as a map; the first `=` separates the name from the value. */
-export function parseVars(values: string[]): Record<string, string> {
-  const vars: Record<string, string> = {};
-  for (const entry of values) {
-    const at = entry.indexOf('=');
-    if (at <= 0) throw new BadInputError(`--var ${JSON.stringify(entry)}: expected key=value`);
-    vars[entry.slice(0, at)] = entry.slice(at + 1);
-  }
-  return vars;
 }
 
 /** What `plan validate --json` prints: no setting values, only names, structure and timings. */
