@@ -546,23 +546,28 @@ export class Orchestrator {
         this.results.once(requestId, wake);
         signal.addEventListener('abort', wake, { once: true });
       });
-      await this.checkCancel(requestId);
+      await this.checkCancel();
     }
   }
 
-  /** Notices a cancel written by another process (the API may run elsewhere). */
-  private async checkCancel(_requestId: string): Promise<void> {
-    for (const [id, { saga }] of this.active) {
-      const row = await this.db
-        .selectFrom('orchestrator_deployments')
-        .select(['cancel_requested', 'cancel_rollback', 'cancelled_by'])
-        .where('id', '=', id)
-        .executeTakeFirst();
-      if (row?.cancel_requested) {
-        saga.cancelledBy = row.cancelled_by ?? undefined;
-        saga.rollbackOnCancel = row.cancel_rollback === 1;
-        saga.requestCancel();
-      }
+  /**
+   * Notices a cancel written by another process (the API may run elsewhere): one query for every
+   * deployment this instance runs.
+   */
+  private async checkCancel(): Promise<void> {
+    if (this.active.size === 0) return;
+    const rows = await this.db
+      .selectFrom('orchestrator_deployments')
+      .select(['id', 'cancel_rollback', 'cancelled_by'])
+      .where('id', 'in', [...this.active.keys()])
+      .where('cancel_requested', '=', 1)
+      .execute();
+    for (const row of rows) {
+      const saga = this.active.get(row.id)?.saga;
+      if (!saga) continue;
+      saga.cancelledBy = row.cancelled_by ?? undefined;
+      saga.rollbackOnCancel = row.cancel_rollback === 1;
+      saga.requestCancel();
     }
   }
 
@@ -575,7 +580,7 @@ export class Orchestrator {
         .where('id', 'in', [...this.active.keys()])
         .where('owner', '=', this.instanceId)
         .execute();
-      await this.checkCancel('');
+      await this.checkCancel();
     } catch (error) {
       this.logger.warn({ err: error }, 'renewing deployment leases failed');
     }
