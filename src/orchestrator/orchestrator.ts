@@ -102,7 +102,6 @@ export class Orchestrator {
   private readonly pollMs: number;
   private readonly active = new Map<string, { saga: DeploymentSaga; done: Promise<unknown> }>();
   private readonly results = new EventEmitter();
-  private readonly changes = new EventEmitter();
   private router: Router | undefined;
   private timers: NodeJS.Timeout[] = [];
   private closing = false;
@@ -113,7 +112,6 @@ export class Orchestrator {
     this.leaseMs = options.leaseMs ?? 15_000;
     this.pollMs = options.pollMs ?? 200;
     this.results.setMaxListeners(0);
-    this.changes.setMaxListeners(0);
   }
 
   /** Starts reading results, renewing leases and taking over orphaned deployments. */
@@ -301,12 +299,6 @@ export class Orchestrator {
     return rows.map((r) => this.view(r));
   }
 
-  /** Calls `listener` whenever a deployment's state changes in this process. */
-  onChange(listener: (view: DeploymentView) => void): () => void {
-    this.changes.on('change', listener);
-    return () => this.changes.off('change', listener);
-  }
-
   /** Resolves when the deployment reaches a final status (polling the store). */
   async waitFor(id: string, timeoutMs = 3_600_000): Promise<DeploymentView> {
     const deadline = Date.now() + timeoutMs;
@@ -468,7 +460,6 @@ export class Orchestrator {
       publishRetryMs: this.options.publishRetryMs,
       providerFor: this.options.providerFor,
       awaitResult: (requestId, deadlineAt, signal) => this.awaitResult(requestId, deadlineAt, signal),
-      onChange: () => void this.emitChange(row.id),
     });
     if (row.cancel_requested) {
       saga.cancelledBy = row.cancelled_by ?? undefined;
@@ -489,7 +480,6 @@ export class Orchestrator {
         else this.logger.error({ err: error, deployment_id: row.id }, 'deployment saga crashed');
       } finally {
         this.active.delete(row.id);
-        void this.emitChange(row.id);
       }
     })();
     this.active.set(row.id, { saga, done });
@@ -506,15 +496,6 @@ export class Orchestrator {
       const locked = await this.tryLock(row.project, row.environment, row.id);
       if (locked.ok) return;
       await sleep(Math.max(this.pollMs, 500));
-    }
-  }
-
-  private async emitChange(id: string): Promise<void> {
-    if (this.changes.listenerCount('change') === 0) return;
-    try {
-      this.changes.emit('change', this.view(await this.row(id)));
-    } catch {
-      // The row may be gone (a refused submit).
     }
   }
 

@@ -62,8 +62,6 @@ export interface SagaDeps {
   publishRetryMs?: number;
   /** Replaces the provider of a stage (tests). */
   providerFor?: (stage: PlanStage) => StageProvider | undefined;
-  /** Called after every state change (progress displays). */
-  onChange?: (record: SagaRecord) => void;
 }
 
 /** The orchestrator lost its lease on the deployment (another instance took over): stop quietly. */
@@ -721,7 +719,6 @@ export class DeploymentSaga {
       .where('owner', '=', this.deps.owner)
       .executeTakeFirst();
     if (Number(result.numUpdatedRows) !== 1) throw new LostOwnershipError(this.id);
-    this.deps.onChange?.(this.record);
   }
 }
 

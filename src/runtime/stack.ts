@@ -69,8 +69,6 @@ export interface StackOptions {
   subscriber?: SubscriberTuning;
   /** Claim idle time of every consumer. @defaultValue 30000 */
   claimIdleMs?: number;
-  /** Adds routes or handlers (Shield registers here). */
-  extend?: (stack: Stack) => Promise<void>;
 }
 
 /** A running stack: what `materi up` and `materi worker` hold until they stop. */
@@ -83,10 +81,6 @@ export interface Stack {
   /** Base URL of the HTTP server, when serving. */
   url?: string;
   metrics: ReturnType<typeof createBusMetrics>;
-  /** Set from `extend` to add routes before the server listens (Shield's API and dashboard). */
-  extendServer?: (server: FastifyInstance) => Promise<void> | void;
-  /** Registers a handler to start with the stack's router (call from `extend`). */
-  addHandler(registration: Parameters<Router['addHandler']>[0]): void;
   close(): Promise<void>;
 }
 
@@ -232,13 +226,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       orchestrator,
       router,
       metrics,
-      addHandler: (registration) => {
-        router.addHandler(registration);
-        groups.push(registration.group);
-      },
       close: closeAll,
     };
-    await options.extend?.(stack);
 
     await router.start();
     closers.push(() => router.close(10_000));
@@ -306,7 +295,6 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       }
       registerInbox(server, logger);
       stack.server = server;
-      await stack.extendServer?.(server);
       await server.listen({ port: options.http.port, host: options.http.host ?? '127.0.0.1' });
       const address = server.server.address();
       const port = typeof address === 'object' && address ? address.port : options.http.port;
