@@ -10,6 +10,7 @@ import { BusAlertMonitor, startDeadLetterRecorder } from '../dlq/index.js';
 import { Orchestrator, registerOrchestratorRoutes } from '../orchestrator/index.js';
 import {
   registerShieldRoutes,
+  registerWorkersRoute,
   SHIELD_GROUP,
   ShieldFeed,
   shieldProjectionRegistration,
@@ -31,7 +32,6 @@ import { createValidatorHandler, VALIDATOR_GROUP } from '../workers/validator/in
 import type { Settings } from './config.js';
 import type { Logger } from './logging.js';
 import { createBusMetrics } from './metrics.js';
-import { collectWorkerStatus } from './worker-status.js';
 
 /** The parts a Materi process can run. `materi up` runs them all; `materi worker <name>` one. */
 export const COMPONENTS = [
@@ -287,11 +287,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         // Shield's routes: deployments, events, SSE, DLQ, workers, and the dashboard at /.
         await registerShieldRoutes(server, { db: store.db, bus, failedEvents, feed, logger });
       } else if (failedEvents) {
-        server.get(
-          '/api/workers',
-          { schema: { summary: 'Consumer groups, consumers, lag, pending, heartbeats' } },
-          async () => collectWorkerStatus(bus.inspector, failedEvents),
-        );
+        registerWorkersRoute(server, { bus, failedEvents });
       }
       registerInbox(server, logger);
       stack.server = server;

@@ -14,7 +14,7 @@ export {
   streamReaderFor,
 } from '../bus/stream-reader.js';
 export { DASHBOARD_CSP, defaultWebRoot } from './api/dashboard.js';
-export { registerShieldRoutes, type ShieldRoutesOptions } from './api/routes.js';
+export { registerShieldRoutes, registerWorkersRoute, type ShieldRoutesOptions } from './api/routes.js';
 export { registerShieldCommands } from './cli.js';
 export { type EventOrigin, type LoggedEvent, payloadOf } from './event-log.js';
 export {

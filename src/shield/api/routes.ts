@@ -247,13 +247,16 @@ export async function registerShieldRoutes(
     },
   );
 
-  // The stack may have registered the same report already; one route serves both.
-  if (!app.hasRoute({ method: 'GET', url: '/api/workers' })) registerWorkersRoute(app, options);
+  registerWorkersRoute(app, options);
 
   if (options.dashboard !== false) registerDashboardRoutes(app, options.webRoot);
 }
 
-function registerWorkersRoute(app: FastifyInstance, options: ShieldRoutesOptions): void {
+/** `GET /api/workers`: served with Shield, and by a stack that has a store but no Shield. */
+export function registerWorkersRoute(
+  app: FastifyInstance,
+  options: Pick<ShieldRoutesOptions, 'bus' | 'failedEvents' | 'heartbeatIntervalMs'>,
+): void {
   const noQuery = querySchema({});
   app.get(
     '/api/workers',
