@@ -247,7 +247,8 @@ export async function registerShieldRoutes(
     },
   );
 
-  registerWorkersRoute(app, options);
+  // A host that already serves the report (its own registerWorkersRoute) keeps it.
+  if (!app.hasRoute({ method: 'GET', url: '/api/workers' })) registerWorkersRoute(app, options);
 
   if (options.dashboard !== false) registerDashboardRoutes(app, options.webRoot);
 }
