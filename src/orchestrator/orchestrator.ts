@@ -38,7 +38,11 @@ export interface OrchestratorOptions {
   dataDir?: string;
   /** A deployment whose owner has not renewed its lease this long is taken over. @defaultValue 15000 */
   leaseMs?: number;
-  /** How often the results inbox and cancel flags are polled. @defaultValue 200 */
+  /**
+   * How often a waiting deploy polls the store; the results inbox is polled at least every second
+   * (a local result wakes it at once), cancels every second while a gate waits and at each lease
+   * renewal. @defaultValue 200
+   */
   pollMs?: number;
   /** @defaultValue 30000 */
   publishRetryMs?: number;

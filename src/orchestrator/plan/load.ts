@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { type Document, isNode, LineCounter, parseDocument } from 'yaml';
 import { BadInputError, describeCause } from '../../errors/index.js';
-import { expandReferences } from '../../runtime/references.js';
+import { expandReferences, findReferences } from '../../runtime/references.js';
 import { checkConsistency } from './consistency.js';
 import { PlanInvalidError, type PlanIssue } from './errors.js';
 import { type DocumentPath, describeZodIssue, formatPath, type PathIssue, sortByLine } from './issues.js';
@@ -184,15 +184,12 @@ function isBuiltIn(name: string, path: string): boolean {
   return inProvider && (name === 'PORT' || name === 'HOOK_ID');
 }
 
-const REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
-
 /** The environment variables a plan references, with the paths that use them. */
 export function planReferences(plan: Pick<Plan, 'services' | 'stages' | 'validation'>): PlanReference[] {
   const found = new Map<string, string[]>();
   const visit = (value: unknown, path: string): void => {
     if (typeof value === 'string') {
-      for (const match of value.matchAll(REFERENCE)) {
-        const name = match[1]!;
+      for (const name of findReferences(value)) {
         if (isBuiltIn(name, path)) continue;
         const paths = found.get(name) ?? [];
         if (!paths.includes(path)) paths.push(path);

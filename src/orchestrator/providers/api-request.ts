@@ -1,3 +1,4 @@
+import { sleep } from '../../bus/backoff.js';
 import { describeCause } from '../../errors/index.js';
 import { redactUrl } from '../../runtime/logging.js';
 import { ProviderFailure } from './errors.js';
@@ -115,21 +116,8 @@ export async function poll<T>(
     } catch (error) {
       if (!(error instanceof TransientFailure) || ++transient > (options.maxTransient ?? 3)) throw error;
     }
+    options.signal.throwIfAborted();
     await sleep(options.intervalMs, options.signal);
+    options.signal.throwIfAborted();
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -19,9 +19,9 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 /**
- * Where the dashboard's files are: `web/` beside the Shield module (in a checkout, `src/shield/web`),
- * else — when running the build from `dist/`, which tsc does not copy them to — the checkout's
- * `src/shield/web`.
+ * Where the dashboard's files are: `web/` beside the Shield module (`src/shield/web` in a checkout,
+ * `dist/shield/web` in the build, which `npm run build` copies there), else the checkout's
+ * `src/shield/web` (a `dist/` built by tsc alone).
  */
 export function defaultWebRoot(): string {
   const candidates = [

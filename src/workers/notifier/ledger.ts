@@ -11,7 +11,7 @@ export type CompletedOutcome = 'SENT' | 'SUPPRESSED';
  * Remembers which (event id, channel) pairs have been notified, so that an event delivered again,
  * or handled by two notifier processes at once, gives one message per channel.
  *
- * Contract, for every implementation (Redis here; SQL for the embedded mode):
+ * Contract, for every implementation (Redis here; in memory for the embedded mode):
  * - `claim` is atomic. `claimed`: the caller alone may send now, until it calls `complete` or
  *   `release`, or until the claim expires (so a crashed process does not block the pair forever;
  *   the expiry must be longer than a send may take). `already-sent`: an outcome was recorded (SENT
