@@ -53,7 +53,11 @@ function tokenOf(request: FastifyRequest): string | undefined {
   return typeof query?.access_token === 'string' ? query.access_token : undefined;
 }
 
-/** Throws 401/403 unless the request may use a route with this access. */
+/**
+ * Throws unless the request may use a route with this access: 401 when the request does not
+ * authenticate (no token, or one the server does not know), 403 when it does but its role does not
+ * allow the route (a viewer token on a write, a write from another machine without operator token).
+ */
 export function authorize(request: FastifyRequest, access: Access, settings: AuthSettings): void {
   if (access === 'public') return;
   const token = tokenOf(request);
@@ -68,6 +72,9 @@ export function authorize(request: FastifyRequest, access: Access, settings: Aut
   }
   if (settings.apiToken) {
     if (operator) return;
+    // A valid viewer token identifies the caller, who is simply not allowed to write: 403, not 401.
+    if (token !== undefined && settings.viewerToken !== undefined && sameToken(token, settings.viewerToken))
+      throw new ForbiddenError('the viewer token can only read; this action needs the operator token');
     throw new UnauthorizedError(
       token
         ? 'the token is not an operator token'

@@ -65,9 +65,12 @@ describe('API server', () => {
     expect(
       (await app.inject({ method: 'GET', url: '/api/things?access_token=view-secret' })).statusCode,
     ).toBe(200);
-    expect(
-      (await app.inject({ method: 'POST', url: '/api/things', headers: bearer('view-secret') })).statusCode,
-    ).toBe(401);
+    expect((await app.inject({ method: 'POST', url: '/api/things' })).json()).toEqual({
+      error: {
+        code: 'MATERI_ERR_UNAUTHORIZED',
+        message: 'this action needs the operator token (MATERI_API_TOKEN)',
+      },
+    });
     expect(
       (await app.inject({ method: 'POST', url: '/api/things', headers: bearer('op-secret') })).statusCode,
     ).toBe(200);
@@ -77,6 +80,44 @@ describe('API server', () => {
     });
     expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
     expect((await app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(200);
+  });
+
+  it('answers 403, not 401, to a valid viewer token on a write: authenticated but not allowed', async () => {
+    const app = await server({ apiToken: 'op-secret', viewerToken: 'view-secret' });
+    for (const auth of [
+      { headers: { authorization: 'Bearer view-secret' } },
+      { query: { access_token: 'view-secret' } },
+    ]) {
+      const viewer = await app.inject({ method: 'POST', url: '/api/things', ...auth });
+      expect(viewer.statusCode).toBe(403);
+      expect(viewer.json().error.code).toBe('MATERI_ERR_FORBIDDEN');
+      expect(viewer.json().error.message).toContain('needs the operator token');
+      expect(viewer.body).not.toContain('view-secret');
+    }
+    // Over a real socket too.
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/api/things`;
+      const post = (token?: string) =>
+        fetch(url, { method: 'POST', headers: token ? { authorization: `Bearer ${token}` } : {} });
+      expect((await post('view-secret')).status).toBe(403);
+      expect((await post()).status).toBe(401);
+      expect((await post('not-a-token')).status).toBe(401);
+      expect((await post('op-secret')).status).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('treats a token as unknown on a write when no viewer token is configured', async () => {
+    const app = await server({ apiToken: 'op-secret' });
+    const post = await app.inject({
+      method: 'POST',
+      url: '/api/things',
+      headers: { authorization: 'Bearer view-secret' },
+    });
+    expect(post.statusCode).toBe(401);
+    expect(post.json().error.code).toBe('MATERI_ERR_UNAUTHORIZED');
   });
 
   it('serves an OpenAPI document of its routes', async () => {
