@@ -240,19 +240,62 @@ export interface Subscriber {
 }
 
 /**
+ * Who holds an idempotency lease: the consumer and the stream entry it was delivered. A group's
+ * pending list gives an entry to one consumer at a time, so a lease held for the same entry by
+ * another consumer belongs to one that lost the entry (it was reclaimed from a dead or stalled
+ * consumer) and is taken over at once.
+ */
+export interface LeaseHolder {
+  consumer: string;
+  stream: string;
+  entryId: string;
+}
+
+/** A lease some consumer holds on an event id: its consumer and the marker that proves it. */
+export interface HeldLease {
+  consumer: string;
+  /** The stored marker, for a compare-and-set {@link IdempotencyStore.takeOver}. */
+  marker: string;
+}
+
+/**
  * Remembers which event ids a group has handled, for the idempotency middleware. Shared by every
  * process of a group (Redis or the embedded database).
  */
 export interface IdempotencyStore {
   /**
-   * Tries to take an event for handling. `done`: handled before (skip and ack);
-   * `busy`: another consumer is handling the same event id now (retry later).
+   * Tries to take an event for handling. `acquired` also when the lease is held for the same
+   * stream entry by another consumer (the entry was reclaimed from it). `done`: handled before
+   * (skip and ack); `busy`: another consumer is handling the same event id from another entry (a
+   * duplicate) right now (retry later). Without a holder the lease is anonymous: it is only freed
+   * by `release` or by expiring.
    */
-  begin(group: string, eventId: string, leaseMs: number): Promise<'acquired' | 'done' | 'busy'>;
+  begin(
+    group: string,
+    eventId: string,
+    leaseMs: number,
+    holder?: LeaseHolder,
+  ): Promise<'acquired' | 'done' | 'busy'>;
   /** Records success; the id is remembered for the idempotency window. */
   complete(group: string, eventId: string): Promise<void>;
-  /** Gives the lease back after a failure, so a retry may take it. */
-  release(group: string, eventId: string): Promise<void>;
+  /**
+   * Gives the lease back after a failure, so a retry may take it. With a holder, only a lease that
+   * holder still holds is given back (another consumer may have taken it over meanwhile).
+   */
+  release(group: string, eventId: string, holder?: LeaseHolder): Promise<void>;
+  /** The running lease on an event id, when one is held by a named consumer. */
+  heldBy(group: string, eventId: string): Promise<HeldLease | undefined>;
+  /**
+   * Takes a lease over from a consumer that is gone, if `marker` is still the stored one
+   * (compare-and-set). Resolves whether it was taken.
+   */
+  takeOver(
+    group: string,
+    eventId: string,
+    marker: string,
+    holder: LeaseHolder,
+    leaseMs: number,
+  ): Promise<boolean>;
 }
 
 /** A consumer of a group as the backend sees it, joined with its process' heartbeat. */

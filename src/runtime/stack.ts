@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { createApiServer } from '../api/index.js';
-import { startHeartbeat } from '../bus/heartbeat.js';
+import { consumerLiveness, startHeartbeat } from '../bus/heartbeat.js';
 import { idempotency, logging } from '../bus/middleware/index.js';
 import { type EventBus, openEventBus, type SubscriberTuning } from '../bus/open.js';
 import { Router } from '../bus/router.js';
@@ -124,7 +124,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       observer: metrics.observer,
       middleware: [
         logging(),
-        idempotency({ store: bus.idempotency, leaseMs: Math.max(2 * claimIdleMs, 5000) }),
+        idempotency({
+          store: bus.idempotency,
+          leaseMs: Math.max(2 * claimIdleMs, 5000),
+          isConsumerGone: consumerLiveness(bus.inspector),
+        }),
       ],
     });
     const groups: string[] = [];
@@ -229,6 +233,13 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       close: closeAll,
     };
 
+    // Beating before the first handler runs: a consumer seen holding a lease is known to be alive.
+    closers.push(
+      startHeartbeat(bus.inspector, {
+        role: options.role,
+        groups: () => [...new Set(groups)],
+      }),
+    );
     await router.start();
     closers.push(() => router.close(10_000));
     if (orchestrator) {
@@ -262,11 +273,6 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       const trimmer = startStreamTrimmer(bus, settings.streamRetentionMs, logger);
       closers.push(async () => clearInterval(trimmer));
     }
-    const stopBeating = startHeartbeat(bus.inspector, {
-      role: options.role,
-      groups: () => [...new Set(groups)],
-    });
-    closers.push(stopBeating);
 
     if (options.http) {
       const server = await createApiServer({

@@ -80,6 +80,8 @@ export function busContract(
       claimIdleMs?: number;
       backoffMs?: number;
       withIdempotency?: boolean;
+      leaseMs?: number;
+      isConsumerGone?: (consumer: string) => Promise<boolean>;
       observer?: SubscriptionObserver;
       slot?: number;
       subscriber?: Subscriber;
@@ -89,7 +91,15 @@ export function busContract(
         subscriber,
         publisher: bus.publisher,
         observer: options.observer,
-        middleware: options.withIdempotency ? [idempotency({ store: bus.idempotency, leaseMs: 5000 })] : [],
+        middleware: options.withIdempotency
+          ? [
+              idempotency({
+                store: bus.idempotency,
+                leaseMs: options.leaseMs ?? 5000,
+                isConsumerGone: options.isConsumerGone,
+              }),
+            ]
+          : [],
       });
       router.addHandler({
         name: options.group,
@@ -391,6 +401,110 @@ export function busContract(
       await eventually(async () => (await bus.pendingCount('rollback:completed', 'idempotent')) === 0);
       await new Promise((r) => setTimeout(r, 300));
       expect(handled).toEqual([id]);
+    });
+
+    it('passes a lease on to the consumer its entry was reclaimed by; a duplicate entry waits or takes over from a gone holder', async () => {
+      await open();
+      const store = bus.idempotency;
+      const group = 'leases';
+      const id = randomUUID();
+      const first = { consumer: 'leases:h:1:0', stream: `${bus.prefix}:deployment:started`, entryId: '1-0' };
+      const reclaimer = { ...first, consumer: 'leases:h:2:0' };
+      const duplicate = { ...reclaimer, consumer: 'leases:h:2:1', entryId: '2-0' };
+      expect(await store.begin(group, id, 60_000, first)).toBe('acquired');
+      expect(await store.begin(group, id, 60_000, duplicate)).toBe('busy');
+      expect((await store.heldBy(group, id))?.consumer).toBe(first.consumer);
+      // The pending list gave the entry to another consumer: its lease is taken over at once.
+      expect(await store.begin(group, id, 60_000, reclaimer)).toBe('acquired');
+      // The first consumer, late, gives back only a lease it still holds.
+      await store.release(group, id, first);
+      const held = await store.heldBy(group, id);
+      expect(held?.consumer).toBe(reclaimer.consumer);
+      expect(await store.takeOver(group, id, 'running\nsomething else', duplicate, 60_000)).toBe(false);
+      expect(await store.takeOver(group, id, held!.marker, duplicate, 60_000)).toBe(true);
+      expect((await store.heldBy(group, id))?.consumer).toBe(duplicate.consumer);
+      await store.release(group, id, duplicate);
+      expect(await store.heldBy(group, id)).toBeUndefined();
+      expect(await store.begin(group, id, 60_000, first)).toBe('acquired');
+      await store.complete(group, id);
+      expect(await store.begin(group, id, 60_000, reclaimer)).toBe('done');
+      expect(await store.heldBy(group, id)).toBeUndefined();
+      // A lease taken without a holder is anonymous: only its expiry or a release frees it.
+      const anonymous = randomUUID();
+      expect(await store.begin(group, anonymous, 60_000)).toBe('acquired');
+      expect(await store.begin(group, anonymous, 60_000, first)).toBe('busy');
+      expect(await store.heldBy(group, anonymous)).toBeUndefined();
+    });
+
+    it('handles at once an entry reclaimed from a consumer that stopped mid-handling, with a lease far longer than the claim idle time', async () => {
+      await open();
+      let started = false;
+      const stopping = bus.subscriber();
+      await consume({
+        group: 'takeover',
+        types: ['deployment:started'],
+        subscriber: stopping,
+        withIdempotency: true,
+        leaseMs: 120_000,
+        claimIdleMs: 600,
+        // Never settles, as if its process froze: its lease stays, its entry stays pending.
+        handler: () => {
+          started = true;
+          return new Promise<void>(() => {});
+        },
+      });
+      await bus.publisher.publish({ type: 'deployment:started', data: { deploymentId: 'frozen' } });
+      await eventually(() => started);
+      await stopping.close(0);
+      const handled: number[] = [];
+      const retried: unknown[] = [];
+      await consume({
+        group: 'takeover',
+        types: ['deployment:started'],
+        slot: 1,
+        withIdempotency: true,
+        leaseMs: 120_000,
+        claimIdleMs: 600,
+        observer: { retried: (_m, error) => void retried.push(error) },
+        handler: async (_e, context) => void handled.push(context.delivery.deliveryCount),
+      });
+      await eventually(() => handled.length === 1, 15_000);
+      expect(handled[0]).toBeGreaterThanOrEqual(2);
+      expect(retried).toEqual([]);
+    });
+
+    it('takes over the lease of a duplicate entry whose holder is gone', async () => {
+      await open();
+      const id = randomUUID();
+      const gone = 'dupes:ghost:1:0';
+      // A consumer that is gone took the event from another entry and never finished it.
+      expect(
+        await bus.idempotency.begin('dupes', id, 120_000, {
+          consumer: gone,
+          stream: `${bus.prefix}:deployment:started`,
+          entryId: '1-0',
+        }),
+      ).toBe('acquired');
+      const handled: string[] = [];
+      const retried: unknown[] = [];
+      const asked: string[] = [];
+      await consume({
+        group: 'dupes',
+        types: ['deployment:started'],
+        withIdempotency: true,
+        leaseMs: 120_000,
+        isConsumerGone: async (consumer) => {
+          asked.push(consumer);
+          return consumer === gone;
+        },
+        observer: { retried: (_m, error) => void retried.push(error) },
+        handler: async (e) => void handled.push(e.id),
+      });
+      await bus.publisher.publish({ type: 'deployment:started', data: { deploymentId: 'dup' }, id });
+      await eventually(() => handled.length === 1);
+      expect(handled).toEqual([id]);
+      expect(asked).toEqual([gone]);
+      expect(retried).toEqual([]);
     });
 
     it('acknowledges once deferred work succeeded, never when it failed, and frees the slot meanwhile', async () => {

@@ -1,4 +1,5 @@
-import type { IdempotencyStore } from '../types.js';
+import { DONE_MARKER, entryPrefix, leaseMarker, parseLeaseMarker } from '../lease.js';
+import type { HeldLease, IdempotencyStore, LeaseHolder } from '../types.js';
 import type { SqliteBusDatabase } from './database.js';
 
 /** Options of {@link SqliteIdempotencyStore}. */
@@ -14,9 +15,9 @@ export interface SqliteIdempotencyStoreOptions {
 const CLEANUP_CHUNK = 5000;
 
 /**
- * Idempotency markers in the embedded bus file (`bus_idempotency`): `running` until the lease
- * expires while a consumer handles the event, then `done` for the window — the same states as the
- * Redis store. Markers of one tick are written in one transaction with the acks.
+ * Idempotency markers in the embedded bus file (`bus_idempotency`): the lease (see `lease.ts`)
+ * until it expires while a consumer handles the event, then `done` for the window — the same
+ * markers as the Redis store. Markers of one tick are written in one transaction with the acks.
  */
 export class SqliteIdempotencyStore implements IdempotencyStore {
   private readonly database: SqliteBusDatabase;
@@ -36,23 +37,28 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     }
   }
 
-  begin(group: string, eventId: string, leaseMs: number): Promise<'acquired' | 'done' | 'busy'> {
+  begin(
+    group: string,
+    eventId: string,
+    leaseMs: number,
+    holder?: LeaseHolder,
+  ): Promise<'acquired' | 'done' | 'busy'> {
     this.cleanupWhenDue();
     return this.database.write(() => {
       const now = Date.now();
-      // Takes the id when it is free or its marker expired (a crashed consumer's lease), atomically.
+      const entry = holder ? entryPrefix(holder) : '';
+      // Takes the id when it is free, its lease expired (a crashed consumer's), or its lease is on
+      // the same entry (reclaimed from its holder), atomically.
       const taken = this.database
         .statement(
-          `INSERT INTO bus_idempotency (group_name, event_id, state, expires_ms) VALUES (?, ?, 'running', ?)
-           ON CONFLICT (group_name, event_id) DO UPDATE SET state = 'running', expires_ms = excluded.expires_ms
-           WHERE bus_idempotency.expires_ms <= ?`,
+          `INSERT INTO bus_idempotency (group_name, event_id, state, expires_ms) VALUES (@group, @eventId, @marker, @expires)
+           ON CONFLICT (group_name, event_id) DO UPDATE SET state = excluded.state, expires_ms = excluded.expires_ms
+           WHERE bus_idempotency.expires_ms <= @now
+              OR (@entry <> '' AND substr(bus_idempotency.state, 1, length(@entry)) = @entry)`,
         )
-        .run(group, eventId, now + leaseMs, now).changes;
+        .run({ group, eventId, marker: leaseMarker(holder), expires: now + leaseMs, now, entry }).changes;
       if (taken > 0) return 'acquired';
-      const state = this.database
-        .scalar('SELECT state FROM bus_idempotency WHERE group_name = ? AND event_id = ?')
-        .get(group, eventId);
-      return state === 'done' ? 'done' : 'busy';
+      return this.stateOf(group, eventId) === DONE_MARKER ? 'done' : 'busy';
     });
   }
 
@@ -60,21 +66,58 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     await this.database.write(() =>
       this.database
         .statement(
-          `INSERT INTO bus_idempotency (group_name, event_id, state, expires_ms) VALUES (?, ?, 'done', ?)
-           ON CONFLICT (group_name, event_id) DO UPDATE SET state = 'done', expires_ms = excluded.expires_ms`,
+          `INSERT INTO bus_idempotency (group_name, event_id, state, expires_ms) VALUES (?, ?, '${DONE_MARKER}', ?)
+           ON CONFLICT (group_name, event_id) DO UPDATE SET state = excluded.state, expires_ms = excluded.expires_ms`,
         )
         .run(group, eventId, Date.now() + this.windowMs),
     );
   }
 
-  async release(group: string, eventId: string): Promise<void> {
-    // Only a lease is given back: a `done` written meanwhile (the lease had expired and another
-    // consumer finished the event) must stay.
+  async release(group: string, eventId: string, holder?: LeaseHolder): Promise<void> {
+    // Only a lease is given back — with a holder, only that holder's: a `done` or another
+    // consumer's lease written meanwhile (the entry was reclaimed) must stay.
     await this.database.write(() =>
-      this.database
-        .statement("DELETE FROM bus_idempotency WHERE group_name = ? AND event_id = ? AND state = 'running'")
-        .run(group, eventId),
+      holder
+        ? this.database
+            .statement('DELETE FROM bus_idempotency WHERE group_name = ? AND event_id = ? AND state = ?')
+            .run(group, eventId, leaseMarker(holder))
+        : this.database
+            .statement(
+              `DELETE FROM bus_idempotency WHERE group_name = ? AND event_id = ? AND state <> '${DONE_MARKER}'`,
+            )
+            .run(group, eventId),
     );
+  }
+
+  async heldBy(group: string, eventId: string): Promise<HeldLease | undefined> {
+    const now = Date.now();
+    const row = this.database
+      .statement('SELECT state, expires_ms FROM bus_idempotency WHERE group_name = ? AND event_id = ?')
+      .get(group, eventId) as { state: string; expires_ms: number } | undefined;
+    return row && row.expires_ms > now ? parseLeaseMarker(row.state) : undefined;
+  }
+
+  async takeOver(
+    group: string,
+    eventId: string,
+    marker: string,
+    holder: LeaseHolder,
+    leaseMs: number,
+  ): Promise<boolean> {
+    return this.database.write(
+      () =>
+        this.database
+          .statement(
+            'UPDATE bus_idempotency SET state = ?, expires_ms = ? WHERE group_name = ? AND event_id = ? AND state = ?',
+          )
+          .run(leaseMarker(holder), Date.now() + leaseMs, group, eventId, marker).changes > 0,
+    );
+  }
+
+  private stateOf(group: string, eventId: string): unknown {
+    return this.database
+      .scalar('SELECT state FROM bus_idempotency WHERE group_name = ? AND event_id = ?')
+      .get(group, eventId);
   }
 
   /**
