@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type EventBus, openEventBus } from '../../src/bus/open.js';
 import { Router } from '../../src/bus/router.js';
+import { registerDlqCommands } from '../../src/cli/dlq.js';
 import { BusAlertMonitor, DEAD_LETTER_RECORDER_GROUP, startDeadLetterRecorder } from '../../src/dlq/index.js';
 import { UnrecoverableError } from '../../src/errors/index.js';
 import { loadSettings } from '../../src/runtime/config.js';
@@ -11,6 +12,7 @@ import { silentLogger } from '../../src/runtime/logging.js';
 import { FailedEventStore, openStore, SQLITE_FILE_NAME, type Store } from '../../src/store/index.js';
 import { BACKENDS, type TestDatabase } from '../store/backends.js';
 import { runCli } from '../support/cli.js';
+import { runMateri } from '../support/materi-cli.js';
 import { deletePrefix, eventually, TEST_REDIS_URL, testRedis, uniquePrefix } from '../support/redis.js';
 
 const logger = silentLogger();
@@ -150,6 +152,85 @@ describe.each(BACKENDS)('dead-letter records on $dialect', (backend) => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--older-than: expected a duration');
     expect((await runCli(['dlq', 'replay'], env)).code).toBe(2);
+  });
+
+  describe('when dlq replay --all replays', () => {
+    /** A dead letter of `group` first dead-lettered at `failedAt`, of the source entry `entryId`. */
+    function deadLetter(group: string, failedAt: number, entryId: string, n: number) {
+      return {
+        dlqEntryId: `${failedAt}-${n}`,
+        sourceStream: `${prefix}:validation:started`,
+        entryId,
+        eventId: `event-${n}`,
+        eventType: 'validation:started',
+        group,
+        consumer: `${group}:host:1:0`,
+        attempts: 5,
+        error: 'boom',
+        stack: '',
+        fields: { id: `event-${n}`, type: 'validation:started', n: String(n) },
+        correlationId: '',
+        deploymentId: `dep-${n}`,
+        firstFailedAt: new Date(failedAt),
+        lastFailedAt: new Date(failedAt),
+      };
+    }
+
+    async function replayAll(args: string[] = []) {
+      for (const [name, value] of Object.entries({ ...env, MATERI_QUIET: '1' })) vi.stubEnv(name, value);
+      try {
+        return await runMateri([registerDlqCommands], ['dlq', 'replay', '--all', '--json', ...args]);
+      } finally {
+        vi.unstubAllEnvs();
+      }
+    }
+
+    it('replays oldest first: by dead-letter time, then by original entry order', async () => {
+      const base = Date.parse('2026-01-01T00:00:00Z');
+      // Recorded out of order; two failed in the same millisecond (order decided by the entry ids).
+      const recorded = [
+        await failedEvents.record(deadLetter('fragile', base + 2000, `${base - 10}-0`, 3)),
+        await failedEvents.record(deadLetter('fragile', base, `${base - 30}-0`, 1)),
+        await failedEvents.record(deadLetter('fragile', base + 5000, `${base - 20}-1`, 5)),
+        await failedEvents.record(deadLetter('fragile', base + 2000, `${base - 20}-0`, 2)),
+        await failedEvents.record(deadLetter('other', base + 1000, `${base - 25}-0`, 4)),
+      ];
+      const idOf = (n: number) => recorded.find((r) => r.eventId === `event-${n}`)!.id;
+
+      const result = await replayAll(['--group', 'fragile']);
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(JSON.parse(result.stdout).map((r: { id: string }) => r.id)).toEqual([1, 2, 3, 5].map(idOf));
+      const redis = testRedis();
+      cleanups.push(() => redis.quit());
+      const replayed = await redis.xrange(`${prefix}:replay:fragile`, '-', '+');
+      expect(replayed.map(([, fields]) => fields[fields.indexOf('n') + 1])).toEqual(['1', '2', '3', '5']);
+
+      const rest = await replayAll();
+      expect(JSON.parse(rest.stdout).map((r: { id: string }) => r.id)).toEqual([idOf(4)]);
+    });
+
+    it('replays every dead row, oldest first, past the 1000 rows one listing returns', async () => {
+      const base = Date.parse('2026-01-01T00:00:00Z');
+      const count = 1003;
+      // The 3 oldest share one millisecond with others, at the edge of the first page (newest first).
+      const times = Array.from({ length: count }, (_, i) => base + Math.max(0, i - 5));
+      for (const [i, at] of times.entries())
+        await failedEvents.record(deadLetter('fragile', at, `${base - count + i}-0`, i));
+
+      const result = await replayAll();
+      expect(result.code).toBe(0);
+      const ids = JSON.parse(result.stdout).map((r: { id: string }) => r.id);
+      expect(ids).toHaveLength(count);
+      expect(new Set(ids).size).toBe(count);
+      expect(await failedEvents.list({ status: 'dead' })).toEqual([]);
+      const redis = testRedis();
+      cleanups.push(() => redis.quit());
+      const replayed = await redis.xrange(`${prefix}:replay:fragile`, '-', '+');
+      expect(replayed.map(([, fields]) => Number(fields[fields.indexOf('n') + 1]))).toEqual(
+        Array.from({ length: count }, (_, i) => i),
+      );
+    }, 60_000);
   });
 
   it('still records an entry when the recorder is killed between the dead-letter write and the row insert', async () => {
