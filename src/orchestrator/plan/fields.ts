@@ -38,8 +38,12 @@ export const urlField = (schemes: readonly string[]) =>
     { message: `must be a ${schemes.map((s) => `${s}://`).join(' or ')} URL` },
   );
 
-/** A TCP port. */
-export const port = () => z.number().int().min(1).max(65535);
+/** A TCP port: a number, or a string of digits (what a `${NAME}` var expands to). */
+export const port = () =>
+  z.preprocess(
+    (value) => (typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : value),
+    z.number().int().min(1).max(65535),
+  );
 
 /** HTTP header names and values. */
 export const headers = () =>

@@ -6,12 +6,12 @@ import { expandReferences, findReferences } from '../../runtime/references.js';
 import { checkConsistency } from './consistency.js';
 import { PlanInvalidError, type PlanIssue } from './errors.js';
 import { type DocumentPath, describeZodIssue, formatPath, type PathIssue, sortByLine } from './issues.js';
-import { planSchema } from './schema.js';
+import { planSchema, VAR_NAME } from './schema.js';
 import type { Plan, PlanReference, PlanService } from './types.js';
 
 /** Options of {@link parsePlan} and {@link loadPlanFile}. */
 export interface PlanLoadOptions {
-  /** `--var k=v` values, expanded as `${k}` when the plan is loaded. */
+  /** `--var k=v` values, expanded as `${k}` when the plan is loaded; they override the plan's `vars`. */
   vars?: Record<string, string>;
   /**
    * The version to deploy, expanded as `${VERSION}`. Inside `stages[].provider` `${VERSION}` is kept:
@@ -41,8 +41,6 @@ export const RESERVED_VARIABLES = [
 
 /** Versions are used in image tags and commands, so they are limited to a tag-safe alphabet. */
 export const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
-const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** Reads and loads a plan file; errors name the file. See {@link parsePlan}. */
 export async function loadPlanFile(path: string, options: PlanLoadOptions = {}): Promise<Plan> {
@@ -107,17 +105,18 @@ export function parsePlan(text: string, source: string, options: PlanLoadOptions
   if (!parsed.success)
     throw new PlanInvalidError(source, located(parsed.error.issues.flatMap(describeZodIssue)));
 
-  const problems = checkConsistency(parsed.data);
+  const { vars, ...data } = parsed.data;
+  const problems = [...reservedVarProblems(vars), ...checkConsistency(parsed.data)];
   if (problems.length > 0) throw new PlanInvalidError(source, located(problems));
 
   const services: Record<string, PlanService> = {};
-  for (const [name, service] of Object.entries(parsed.data.services)) services[name] = { name, ...service };
+  for (const [name, service] of Object.entries(data.services)) services[name] = { name, ...service };
   const plan: Omit<Plan, 'references'> = {
     source,
     baseDir: options.baseDir ?? process.cwd(),
     ...(options.version === undefined ? {} : { version: options.version }),
     ...(options.deploymentId === undefined ? {} : { deploymentId: options.deploymentId }),
-    ...parsed.data,
+    ...data,
     services,
   };
   return { ...plan, references: planReferences(plan) };
@@ -131,21 +130,47 @@ function checkOptions(options: PlanLoadOptions): void {
   for (const name of Object.keys(options.vars ?? {})) {
     if (!VAR_NAME.test(name))
       throw new BadInputError(`--var ${JSON.stringify(name)}: the name must match [A-Za-z_][A-Za-z0-9_]*`);
-    if ((RESERVED_VARIABLES as readonly string[]).includes(name))
+    if (isReserved(name))
       throw new BadInputError(`--var ${name}: ${name} is set by materi and cannot be given as a --var`);
   }
 }
 
+function isReserved(name: string): boolean {
+  return (RESERVED_VARIABLES as readonly string[]).includes(name);
+}
+
+/** The plan's `vars` may not set a name Materi sets itself, as a `--var` may not. */
+function reservedVarProblems(vars: Record<string, unknown> | undefined): PathIssue[] {
+  return Object.keys(vars ?? {})
+    .filter(isReserved)
+    .map((name) => ({ path: ['vars', name], message: `${name} is set by materi and cannot be a var` }));
+}
+
 /**
- * Expands `${VERSION}`, `${ENVIRONMENT}`, `${PROJECT}`, `${DEPLOYMENT_ID}` and the vars everywhere,
- * except `${VERSION}` inside `stages[].provider` (the provider expands it with the version of each
- * action). Every other reference is kept for the process that uses it.
+ * The plan's `vars` defaults that can be used, as strings. Invalid entries are left out here and
+ * reported by the schema (or {@link reservedVarProblems}).
+ */
+function planVarDefaults(raw: Record<string, unknown>): Record<string, string> {
+  const defaults: Record<string, string> = {};
+  if (!isRecord(raw.vars)) return defaults;
+  for (const [name, value] of Object.entries(raw.vars)) {
+    if (!VAR_NAME.test(name) || isReserved(name)) continue;
+    if (typeof value === 'string' || typeof value === 'number') defaults[name] = String(value);
+  }
+  return defaults;
+}
+
+/**
+ * Expands `${VERSION}`, `${ENVIRONMENT}`, `${PROJECT}`, `${DEPLOYMENT_ID}` and the vars (`--var`
+ * values, else the plan's `vars` defaults) everywhere, except `${VERSION}` inside
+ * `stages[].provider` (the provider expands it with the version of each action). Every other
+ * reference is kept for the process that uses it.
  */
 function expandLoadTimeValues(
   raw: Record<string, unknown>,
   options: PlanLoadOptions,
 ): Record<string, unknown> {
-  const values: Record<string, string> = { ...options.vars };
+  const values: Record<string, string> = { ...planVarDefaults(raw), ...options.vars };
   const environment =
     options.environment ?? (typeof raw.environment === 'string' ? raw.environment : 'production');
   values.ENVIRONMENT = environment;

@@ -15,6 +15,9 @@ import { envName, headers, holdsReference, port, text, urlField } from './fields
 const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const name = () => z.string().regex(NAME, 'must match [a-z0-9][a-z0-9_-]* (at most 63 characters)');
 
+/** Names of `${NAME}` vars (`--var` and the plan's `vars`). */
+export const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 export const STRATEGIES = ['rolling', 'blue-green', 'canary', 'recreate'] as const;
 export const MIGRATION_TOOLS = ['knex', 'node-pg-migrate', 'prisma', 'flyway', 'custom'] as const;
 export const NO_DATA_POLICIES = ['fail', 'pass', 'inconclusive'] as const;
@@ -267,6 +270,17 @@ export const planSchema = z.strictObject({
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must match [A-Za-z0-9][A-Za-z0-9._-]*')
     .default('production'),
   strategy: z.enum(STRATEGIES).default('rolling'),
+  /** Default values of `${NAME}` vars; `--var NAME=value` overrides them. Used at load time only. */
+  vars: z
+    .record(
+      z.string().regex(VAR_NAME),
+      z.union([z.string(), z.number()], { error: 'must be a string or a number' }),
+      {
+        error: (issue) =>
+          issue.code === 'invalid_key' ? 'a var name must match [A-Za-z_][A-Za-z0-9_]*' : undefined,
+      },
+    )
+    .optional(),
   services: z
     .record(z.string(), service)
     .refine((services) => Object.keys(services).length > 0, { message: 'must declare at least one service' }),

@@ -24,8 +24,11 @@ export interface PlanReference {
   paths: string[];
 }
 
-/** A loaded, valid plan: defaults applied, load-time values expanded, durations in milliseconds. */
-export interface Plan extends Omit<ParsedPlan, 'services' | 'stages'> {
+/**
+ * A loaded, valid plan: defaults applied, load-time values and vars expanded (the plan's `vars`
+ * defaults are used up by that and not kept), durations in milliseconds.
+ */
+export interface Plan extends Omit<ParsedPlan, 'services' | 'stages' | 'vars'> {
   /** The plan file, or the label given to `parsePlan`; used in messages. */
   source: string;
   /** Directory that relative paths in provider settings (`cwd`) are resolved against. */
