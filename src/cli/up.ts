@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
@@ -12,6 +13,9 @@ import { announceBackend } from './shared.js';
 
 /** The demo plan: three small local services deployed with the `local` provider. */
 export const DEMO_PLAN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'local.yaml');
+
+/** The demo plan's stages and the vars that set their ports (4701–4703 when not given). */
+const DEMO_PORT_VARS = { api: 'API_PORT', worker: 'WORKER_PORT', web: 'WEB_PORT' } as const;
 
 function port(value: string | undefined, settings: Settings): number {
   if (value === undefined) return settings.port;
@@ -134,12 +138,20 @@ function summary(view: DeploymentView): string {
  */
 async function runDemo(orchestrator: Orchestrator, url: string): Promise<void> {
   const planText = await readFile(DEMO_PLAN, 'utf8');
+  const ports = await freePorts(Object.keys(DEMO_PORT_VARS).length);
+  const vars: Record<string, string> = {};
+  const services = Object.entries(DEMO_PORT_VARS).map(([stage, name], i) => {
+    vars[name] = String(ports[i]);
+    return `${stage} http://127.0.0.1:${ports[i]}/`;
+  });
+  process.stdout.write(`demo: services ${services.join(', ')}\n`);
   const deploy = async (version: string) => {
     const view = await orchestrator.submit({
       planText,
       planSource: DEMO_PLAN,
       baseDir: dirname(resolve(DEMO_PLAN)),
       version,
+      vars,
       triggeredBy: 'demo',
       queue: true,
     });
@@ -154,9 +166,30 @@ async function runDemo(orchestrator: Orchestrator, url: string): Promise<void> {
   process.stdout.write(`demo: done. The dashboard shows all three: ${url}/  (Ctrl-C to stop)\n`);
 }
 
+/**
+ * `count` distinct ports free on 127.0.0.1 right now. The demo's services use them instead of the
+ * plan's fixed defaults, which may be taken on this host; they are held together (so they differ)
+ * and released just before the services start.
+ */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, async () => {
+      const server = createServer();
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', resolve);
+      });
+      return server;
+    }),
+  );
+  const ports = servers.map((server) => (server.address() as AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
+}
+
 /** Stops the demo's local services so Ctrl-C leaves nothing running. */
 async function stopDemoServices(settings: Settings): Promise<void> {
-  for (const stage of ['api', 'worker', 'web']) {
+  for (const stage of Object.keys(DEMO_PORT_VARS)) {
     await stopLocalInstance(
       { dataDir: settings.dataDir, project: 'demo', environment: 'local', stage },
       { gracePeriodMs: 2000 },

@@ -1,11 +1,25 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
+/** examples/local.yaml's default ports: the demo must not depend on them being free. */
+const PLAN_DEFAULT_PORTS = [4701, 4702, 4703];
+
+/** Holds `port` on 127.0.0.1; undefined when something else already holds it (taken either way). */
+function occupy(port: number): Promise<Server | undefined> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(undefined));
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
+
 describe('npm start (materi up --demo)', () => {
-  it('runs the demo on the embedded backend: v2 succeeds, v3 is rolled back, the dashboard serves, Ctrl-C stops it cleanly', async () => {
+  it('runs the demo on the embedded backend on free ports: v2 succeeds, v3 is rolled back, the dashboard serves, Ctrl-C stops it cleanly', async () => {
+    const held = await Promise.all(PLAN_DEFAULT_PORTS.map(occupy));
     const dataDir = await mkdtemp(path.join(tmpdir(), 'materi-demo-'));
     const env: NodeJS.ProcessEnv = { ...process.env, MATERI_DATA_DIR: dataDir, MATERI_LOG_LEVEL: 'warn' };
     delete env.MATERI_REDIS_URL;
@@ -20,18 +34,32 @@ describe('npm start (materi up --demo)', () => {
     );
     let out = '';
     let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
+    const finished = new Promise<void>((resolve) => {
+      child.stdout.on('data', (d: Buffer) => {
+        out += d;
+        if (out.includes('demo: done')) resolve();
+      });
+      child.once('exit', () => resolve());
+    });
     child.stderr.on('data', (d: Buffer) => (err += d));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
-      const started = Date.now();
-      while (!out.includes('demo: done') && Date.now() - started < 60_000 && child.exitCode === null) {
-        await new Promise((r) => setTimeout(r, 250));
-      }
+      await finished;
       expect(out).toMatch(/deployment v2 succeeded/);
       expect(out).toMatch(/deployment v3 rolled back/);
-      expect(Date.now() - started).toBeLessThan(60_000);
       expect(err).toContain('event bus embedded sqlite:');
+
+      // With 4701–4703 taken the services run elsewhere, at v2 again after the rollback.
+      const services = /demo: services api (\S+), worker (\S+), web (\S+)\n/.exec(out);
+      expect(services, out).not.toBeNull();
+      const serviceUrls = services!.slice(1, 4);
+      for (const serviceUrl of serviceUrls) {
+        expect(PLAN_DEFAULT_PORTS).not.toContain(Number(new URL(serviceUrl).port));
+        const health = await fetch(new URL('health', serviceUrl));
+        expect(health.status).toBe(200);
+        expect(((await health.json()) as { version: string }).version).toBe('v2');
+      }
+
       const url = /Dashboard: (http:\/\/\S+)\//.exec(out)![1]!;
       const page = await fetch(`${url}/`);
       expect(page.status).toBe(200);
@@ -47,10 +75,12 @@ describe('npm start (materi up --demo)', () => {
       child.kill('SIGINT');
       expect(await exited).toBe(0);
       // The demo's services were stopped with it.
-      await expect(fetch('http://127.0.0.1:4701/health')).rejects.toThrow();
+      for (const serviceUrl of serviceUrls)
+        await expect(fetch(new URL('health', serviceUrl))).rejects.toThrow();
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await Promise.all(held.map((server) => server && new Promise((resolve) => server.close(resolve))));
       await rm(dataDir, { recursive: true, force: true });
     }
-  }, 90_000);
+  }, 180_000);
 });
