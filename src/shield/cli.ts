@@ -5,7 +5,7 @@ import { announceBackend } from '../cli/shared.js';
 import { loadSettings } from '../runtime/config.js';
 import { createLogger } from '../runtime/logging.js';
 import { openStore } from '../store/index.js';
-import { rebuildShield, recomputeShieldRecords } from './rebuild.js';
+import { type RebuildShieldResult, rebuildShield, recomputeShieldRecords } from './rebuild.js';
 
 /** `materi shield …`: maintenance of Shield's projection. */
 export function registerShieldCommands(program: Command): void {
@@ -14,9 +14,10 @@ export function registerShieldCommands(program: Command): void {
   shield
     .command('rebuild')
     .description(
-      'empty the projection (event log and records) and rebuild it by replaying every event stream',
+      "add to Shield's event log what the event streams hold and it lacks, then recompute every " +
+        'deployment record from the log (events trimmed from the streams are kept)',
     )
-    .option('--from-log', "recompute the records from Shield's own event log instead (streams untouched)")
+    .option('--from-log', "recompute the records from Shield's own event log only (streams untouched)")
     .option('--json', 'print the result as JSON')
     .action(async (options: { fromLog?: boolean; json?: boolean }) => {
       const settings = loadSettings();
@@ -42,14 +43,10 @@ export function registerShieldCommands(program: Command): void {
         announceBackend(bus);
         try {
           const result = await rebuildShield({ db: store.db, reader: streamReaderFor(bus), logger });
-          process.stdout.write(
-            options.json
-              ? `${JSON.stringify(result)}\n`
-              : `rebuilt from ${result.streams} stream(s): ${result.entries} entries, ${result.events} events, ` +
-                  `${result.deployments} deployment record(s)` +
-                  (result.undecodable ? `, ${result.undecodable} undecodable entries skipped` : '') +
-                  '\n',
-          );
+          process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : describeRebuild(result));
+          if (!options.json && result.incomplete.length > 0) {
+            process.stderr.write(`materi: warning: ${describeIncomplete(result.incomplete)}\n`);
+          }
         } finally {
           await bus.close();
         }
@@ -57,4 +54,23 @@ export function registerShieldCommands(program: Command): void {
         await store.close();
       }
     });
+}
+
+/** The summary line of a rebuild: what the records come from, and what was added and kept. */
+function describeRebuild(result: RebuildShieldResult): string {
+  return (
+    `rebuilt ${result.deployments} deployment record(s) from ${result.events} logged event(s): ` +
+    `${result.added} added from ${result.streams} stream(s) (${result.entries} entries), ` +
+    `${result.kept} kept that the streams no longer hold` +
+    (result.undecodable ? `, ${result.undecodable} undecodable entries skipped` : '') +
+    '\n'
+  );
+}
+
+function describeIncomplete(ids: readonly string[]): string {
+  const shown = ids.slice(0, 5).join(', ') + (ids.length > 5 ? `, … (${ids.length - 5} more)` : '');
+  return (
+    `${ids.length} deployment record(s) lack their deployment:started — their first events were ` +
+    `trimmed from the streams before Shield logged them, so their history is partial: ${shown}`
+  );
 }

@@ -23,22 +23,33 @@ export interface RebuildShieldResult {
   streams: number;
   /** Entries read from them. */
   entries: number;
-  /** Events logged (an event present twice in the streams is logged once). */
+  /** Events in Shield's log after the rebuild: the history the records were computed from. */
   events: number;
+  /** Of those, events the streams hold that the log did not (logged now). */
+  added: number;
+  /** Of those, logged events the streams no longer hold (trimmed or deleted), kept. */
+  kept: number;
   /** Entries that could not be decoded (skipped, as the live projection dead-letters them). */
   undecodable: number;
   /** Deployment records written. */
   deployments: number;
+  /**
+   * Records without a `deployment:started` from the orchestrator: their first events were trimmed
+   * from the streams before Shield logged them, so their history is partial (ids, sorted).
+   */
+  incomplete: string[];
 }
 
 /**
- * Rebuilds Shield's projection from the event streams: empties the event log and the records,
- * reads every registered stream from its start (read-only: no consumer group is touched), logs
- * every event, then computes each deployment's record once. The records equal those the live
- * projection built from the same events, since a record is a function of its events alone.
+ * Rebuilds Shield's projection without losing history: reads every registered stream from its
+ * start (read-only: no consumer group is touched), logs the events the log does not hold yet,
+ * keeps every event the log already holds — including those since trimmed from the streams — and
+ * recomputes every deployment's record from the log. The records equal those the live projection
+ * built from the same events, since a record is a function of its events alone.
  *
- * Only what the streams still hold comes back: entries trimmed from the streams are gone from the
- * rebuilt log too. A projection consumer may keep running meanwhile; both log idempotently.
+ * The event log is never emptied: it is the only complete history once the streams are trimmed
+ * (`MATERI_STREAM_RETENTION_MS`). A projection consumer may keep running meanwhile; both log
+ * idempotently and recompute under the record's lock.
  */
 export async function rebuildShield(options: RebuildShieldOptions): Promise<RebuildShieldResult> {
   const logger = options.logger ?? silentLogger();
@@ -47,8 +58,18 @@ export async function rebuildShield(options: RebuildShieldOptions): Promise<Rebu
     throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
   }
   const store = new ShieldStore(options.db);
-  await store.clear();
-  const result: RebuildShieldResult = { streams: 0, entries: 0, events: 0, undecodable: 0, deployments: 0 };
+  const result: RebuildShieldResult = {
+    streams: 0,
+    entries: 0,
+    events: 0,
+    added: 0,
+    kept: 0,
+    undecodable: 0,
+    deployments: 0,
+    incomplete: [],
+  };
+  // Ids of the events the streams hold; the log's other events are the ones kept.
+  const inStreams = new Set<string>();
   for (const type of await options.reader.types()) {
     result.streams++;
     let after: string | undefined;
@@ -60,7 +81,9 @@ export async function rebuildShield(options: RebuildShieldOptions): Promise<Rebu
       const batch: { event: DeploymentEvent; origin: EventOrigin }[] = [];
       for (const entry of entries) {
         try {
-          batch.push({ event: decodeEntry(entry.fields), origin: entry });
+          const event = decodeEntry(entry.fields);
+          inStreams.add(event.id);
+          batch.push({ event, origin: entry });
         } catch (error) {
           result.undecodable++;
           logger.warn(
@@ -69,25 +92,27 @@ export async function rebuildShield(options: RebuildShieldOptions): Promise<Rebu
           );
         }
       }
-      result.events += await store.logEvents(batch);
+      result.added += await store.logEvents(batch);
       if (entries.length < batchSize) break;
     }
   }
+  result.events = await store.eventCount();
+  result.kept = Math.max(0, result.events - inStreams.size);
   result.deployments = await recomputeAll(store);
+  result.incomplete = await store.deploymentsWithoutStart();
   logger.info(result, 'shield projection rebuilt');
   return result;
 }
 
 /**
  * Recomputes every deployment record from Shield's own event log, without reading the streams:
- * for a new projection version, or after the streams were trimmed. Returns how many records.
+ * for a new projection version. Returns how many records.
  */
 export async function recomputeShieldRecords(options: { db: Kysely<Database> }): Promise<number> {
-  const store = new ShieldStore(options.db);
-  await store.clearRecords();
-  return recomputeAll(store);
+  return recomputeAll(new ShieldStore(options.db));
 }
 
+/** Recomputes each record in place, so readers never see the history empty meanwhile. */
 async function recomputeAll(store: ShieldStore): Promise<number> {
   let count = 0;
   for (const id of await store.loggedDeploymentIds()) {

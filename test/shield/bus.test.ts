@@ -134,6 +134,62 @@ describe.each(BACKENDS)('Shield through the bus on $dialect', (backend) => {
     expect(fromLog.stdout).toBe(`recomputed ${live.length} deployment record(s) from the event log\n`);
     expect(await allRecords(harness)).toEqual(live);
   });
+
+  it('keeps the history trimmed from the streams when rebuilding, and says what it kept', async () => {
+    const reader = streamReaderFor(harness.bus);
+    // Retention trims what every group has acknowledged: here, everything Shield has logged.
+    await eventually(async () => {
+      let left = 0;
+      for (const type of await reader.types()) {
+        await harness.bus.trim(type, { maxAgeMs: 0 });
+        left += (await reader.read(type, undefined, 1)).length;
+      }
+      return left === 0;
+    });
+    const trimmed = published.length;
+    const after = deploymentScenario({ id: 'after-trim', start: new Date('2026-03-03T10:00:00Z') });
+    await harness.bus.publisher.publishBatch(after);
+    published.push(...after);
+    await eventually(async () => (await harness.shield.eventCount()) === published.length);
+    const live = await allRecords(harness);
+
+    const run = await runShieldCli(['shield', 'rebuild', '--json'], harness.env);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      entries: after.length,
+      events: published.length,
+      added: 0,
+      kept: trimmed,
+      deployments: live.length,
+      incomplete: [],
+    });
+    expect(await allRecords(harness)).toEqual(live);
+    expect(await harness.shield.eventCount()).toBe(published.length);
+
+    const text = await runShieldCli(['shield', 'rebuild'], harness.env);
+    expect(text.stdout).toMatch(
+      new RegExp(
+        `^rebuilt ${live.length} deployment record\\(s\\) from ${published.length} logged event\\(s\\): ` +
+          `0 added from \\d+ stream\\(s\\) \\(${after.length} entries\\), ${trimmed} kept that the streams no longer hold\n$`,
+      ),
+    );
+    expect(await allRecords(harness)).toEqual(live);
+  });
+
+  it('rebuilds a lost log from what the streams still hold, and names the records left partial', async () => {
+    // A Shield whose database was lost after `after-trim`'s start was trimmed from its stream.
+    await harness.bus.trim('deployment:started', { maxAgeMs: 0 });
+    await harness.shield.clear();
+    const run = await runShieldCli(['shield', 'rebuild'], harness.env);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe(
+      'materi: warning: 1 deployment record(s) lack their deployment:started — their first events were ' +
+        'trimmed from the streams before Shield logged them, so their history is partial: after-trim\n',
+    );
+    expect((await allRecords(harness)).map((r) => r.id)).toEqual(['after-trim']);
+    expect(await harness.shield.eventCount()).toBe(deploymentScenario().length - 1);
+  });
 });
 
 describe('Shield on the embedded bus', () => {
@@ -168,8 +224,29 @@ describe('Shield on the embedded bus', () => {
         ['embedded-2', 'ROLLED_BACK'],
         ['embedded-1', 'SUCCESS'],
       ]);
-      const result = await rebuildShield({ db: store.db, reader: streamReaderFor(bus) });
+      const reader = streamReaderFor(bus);
+      const result = await rebuildShield({ db: store.db, reader });
       expect(result).toMatchObject({ events: events.length, deployments: 2, undecodable: 0 });
+      expect((await shield.listDeployments()).items).toEqual(live);
+
+      // Trimmed from the SQLite streams, the history stays in Shield's log through a rebuild.
+      await eventually(async () => {
+        let left = 0;
+        for (const type of await reader.types()) {
+          await bus.trim(type, { maxAgeMs: 0 });
+          left += (await reader.read(type, undefined, 1)).length;
+        }
+        return left === 0;
+      });
+      const afterTrim = await rebuildShield({ db: store.db, reader });
+      expect(afterTrim).toMatchObject({
+        entries: 0,
+        events: events.length,
+        added: 0,
+        kept: events.length,
+        deployments: 2,
+        incomplete: [],
+      });
       expect((await shield.listDeployments()).items).toEqual(live);
     } finally {
       await router.close(200);

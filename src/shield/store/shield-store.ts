@@ -174,20 +174,35 @@ export class ShieldStore {
     return rows.map((r) => r.deployment_id);
   }
 
-  /** Empties the projection: the event log, the records and the service index. */
+  /**
+   * Ids of the records that have no `deployment:started` in the log, sorted: their first events
+   * were never logged (trimmed from the streams before Shield read them).
+   */
+  async deploymentsWithoutStart(): Promise<string[]> {
+    const rows = await this.#db
+      .selectFrom('shield_deployments')
+      .select('id')
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('shield_events')
+              .select('seq')
+              .whereRef('shield_events.deployment_id', '=', 'shield_deployments.id')
+              .where('shield_events.type', '=', 'deployment:started'),
+          ),
+        ),
+      )
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  /** Empties the projection: the event log, the records and the service index (for tests). */
   async clear(): Promise<void> {
     await this.#db.transaction().execute(async (trx) => {
       await trx.deleteFrom('shield_deployment_services').execute();
       await trx.deleteFrom('shield_deployments').execute();
       await trx.deleteFrom('shield_events').execute();
-    });
-  }
-
-  /** Empties the records (not the log), to recompute them. */
-  async clearRecords(): Promise<void> {
-    await this.#db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('shield_deployment_services').execute();
-      await trx.deleteFrom('shield_deployments').execute();
     });
   }
 
