@@ -249,6 +249,7 @@ interface EventDoc {
   type: string;
   schema: DescMessage;
   priority: string;
+  required: readonly string[];
 }
 
 function eventDocs(): EventDoc[] {
@@ -259,7 +260,7 @@ function eventDocs(): EventDoc[] {
   return types.map((type) => {
     // Any valid stage name resolves a per-stage type; the page shows the placeholder.
     const spec = resolveEventType(type.replace('<stage>', 'stage'));
-    return { type, schema: spec.schema, priority: spec.defaultPriority };
+    return { type, schema: spec.schema, priority: spec.defaultPriority, required: spec.required };
   });
 }
 
@@ -447,6 +448,8 @@ export async function renderEventDocs(options: RenderEventDocsOptions = {}): Pro
       `\`${event.schema.typeName}\``,
       '',
       prose(comment),
+      '',
+      `Required (\`materi events publish\` refuses the event without them): ${event.required.map((f) => `\`${f}\``).join(', ')}.`,
       '',
       ...fieldTable(event.schema, comments),
       '',

@@ -51,23 +51,88 @@ export interface EventSpec {
   readonly defaultPriority: PriorityName;
   /** The stage, for per-stage types. */
   readonly stage?: string;
+  /**
+   * Payload fields (TypeScript names, the same as their proto3 JSON names) an event of this type
+   * must carry to mean anything: proto3 has no required fields, so an empty string, a zero enum
+   * or an empty list counts as missing. `materi events publish` refuses a payload without them;
+   * the publisher and the decoder do not check them (consumers tolerate partial payloads).
+   */
+  readonly required: readonly string[];
 }
 
-const FIXED: Record<FixedEventType, { schema: DescMessage; defaultPriority: PriorityName }> = {
-  'deployment:started': { schema: pb.DeploymentStartedEventSchema, defaultPriority: 'NORMAL' },
-  'deployment:completed': { schema: pb.DeploymentCompletedEventSchema, defaultPriority: 'NORMAL' },
-  'deployment:failed': { schema: pb.DeploymentFailedEventSchema, defaultPriority: 'CRITICAL' },
-  'validation:started': { schema: pb.ValidationStartedEventSchema, defaultPriority: 'NORMAL' },
-  'validation:completed': { schema: pb.ValidationCompletedEventSchema, defaultPriority: 'NORMAL' },
-  'dependency:check:started': { schema: pb.DependencyCheckStartedEventSchema, defaultPriority: 'NORMAL' },
-  'dependency:check:completed': { schema: pb.DependencyCheckCompletedEventSchema, defaultPriority: 'NORMAL' },
-  'health:check:started': { schema: pb.HealthCheckStartedEventSchema, defaultPriority: 'HIGH' },
-  'health:check:completed': { schema: pb.HealthCheckCompletedEventSchema, defaultPriority: 'HIGH' },
-  'rollback:initiated': { schema: pb.RollbackInitiatedEventSchema, defaultPriority: 'CRITICAL' },
-  'rollback:completed': { schema: pb.RollbackCompletedEventSchema, defaultPriority: 'CRITICAL' },
-  'notification:sent': { schema: pb.NotificationSentEventSchema, defaultPriority: 'LOW' },
-  'alert:raised': { schema: pb.AlertRaisedEventSchema, defaultPriority: 'CRITICAL' },
+const FIXED: Record<FixedEventType, Omit<EventSpec, 'type' | 'stage'>> = {
+  'deployment:started': {
+    schema: pb.DeploymentStartedEventSchema,
+    defaultPriority: 'NORMAL',
+    required: ['deploymentId', 'version', 'environment'],
+  },
+  'deployment:completed': {
+    schema: pb.DeploymentCompletedEventSchema,
+    defaultPriority: 'NORMAL',
+    required: ['deploymentId', 'status'],
+  },
+  'deployment:failed': {
+    schema: pb.DeploymentFailedEventSchema,
+    defaultPriority: 'CRITICAL',
+    required: ['deploymentId', 'reason'],
+  },
+  'validation:started': {
+    schema: pb.ValidationStartedEventSchema,
+    defaultPriority: 'NORMAL',
+    required: ['deploymentId'],
+  },
+  'validation:completed': {
+    schema: pb.ValidationCompletedEventSchema,
+    defaultPriority: 'NORMAL',
+    required: ['deploymentId'],
+  },
+  'dependency:check:started': {
+    schema: pb.DependencyCheckStartedEventSchema,
+    defaultPriority: 'NORMAL',
+    required: ['deploymentId'],
+  },
+  'dependency:check:completed': {
+    schema: pb.DependencyCheckCompletedEventSchema,
+    defaultPriority: 'NORMAL',
+    required: ['deploymentId'],
+  },
+  'health:check:started': {
+    schema: pb.HealthCheckStartedEventSchema,
+    defaultPriority: 'HIGH',
+    required: ['deploymentId'],
+  },
+  'health:check:completed': {
+    schema: pb.HealthCheckCompletedEventSchema,
+    defaultPriority: 'HIGH',
+    required: ['deploymentId'],
+  },
+  'rollback:initiated': {
+    schema: pb.RollbackInitiatedEventSchema,
+    defaultPriority: 'CRITICAL',
+    required: ['deploymentId'],
+  },
+  'rollback:completed': {
+    schema: pb.RollbackCompletedEventSchema,
+    defaultPriority: 'CRITICAL',
+    required: ['deploymentId', 'status'],
+  },
+  // deploymentId stays optional: an alert belongs to no deployment.
+  'notification:sent': {
+    schema: pb.NotificationSentEventSchema,
+    defaultPriority: 'LOW',
+    required: ['channel', 'notifiedEventId', 'notifiedEventType', 'outcome'],
+  },
+  'alert:raised': {
+    schema: pb.AlertRaisedEventSchema,
+    defaultPriority: 'CRITICAL',
+    required: ['alert', 'severity'],
+  },
 };
+
+const STAGE_REQUIRED = {
+  started: ['deploymentId', 'stage'],
+  completed: ['deploymentId', 'stage', 'status'],
+} as const;
 
 /** The fixed event types, in the order of the lifecycle. */
 export const FIXED_EVENT_TYPES = Object.keys(FIXED) as FixedEventType[];
@@ -112,6 +177,7 @@ function lookUpEventType(type: string): EventSpec {
       schema: started ? pb.DeploymentStageStartedEventSchema : pb.DeploymentStageCompletedEventSchema,
       defaultPriority: 'HIGH',
       stage: stage[1]!,
+      required: started ? STAGE_REQUIRED.started : STAGE_REQUIRED.completed,
     };
   }
   throw new UnknownEventTypeError(type);

@@ -163,6 +163,8 @@ function fieldJson(field: DescField, value: unknown): string | undefined {
 /**
  * Builds a payload message from a plain object (the message's init shape, e.g. from TypeScript
  * code) and checks it against the schema. Throws {@link EventValidationError} naming the field.
+ * Required fields ({@link checkRequiredFields}) are not checked here: every publish goes through
+ * this, and producers (tests, other teams' tools) write partial payloads the consumers tolerate.
  */
 export function buildPayload(spec: EventSpec, init: unknown): MessageShape<typeof spec.schema> {
   const problem = checkMessageInit(spec.schema, init);
@@ -173,6 +175,28 @@ export function buildPayload(spec: EventSpec, init: unknown): MessageShape<typeo
     throw new EventValidationError(spec.type, cause instanceof Error ? cause.message : String(cause), {
       cause,
     });
+  }
+}
+
+/**
+ * Throws {@link EventValidationError} naming the first of the spec's required fields that is
+ * unset (proto3: empty string, zero enum or number, empty list), e.g. `"version" is required`.
+ * For payloads a person typed (`materi events publish`, through {@link parsePayloadJson}).
+ */
+export function checkRequiredFields(spec: EventSpec, message: MessageShape<DescMessage>): void {
+  const values = message as unknown as Record<string, unknown>;
+  for (const name of spec.required) {
+    const value = values[name];
+    const unset =
+      value === undefined ||
+      value === '' ||
+      value === 0 ||
+      value === false ||
+      (Array.isArray(value) && value.length === 0);
+    if (unset) {
+      const field = fieldsByName(spec.schema).get(name);
+      throw new EventValidationError(spec.type, `"${field?.jsonName ?? name}" is required`);
+    }
   }
 }
 
@@ -312,16 +336,19 @@ function checkNested(desc: DescMessage, value: unknown): Problem | undefined {
 
 /**
  * Parses a payload given as JSON text in the proto3 JSON mapping (for the CLI and the HTTP API).
- * Unknown fields and wrong types are rejected with the field's name.
+ * Unknown fields, wrong types and missing required fields are rejected with the field's name.
  */
 export function parsePayloadJson(spec: EventSpec, json: string): MessageShape<typeof spec.schema> {
+  let message: MessageShape<typeof spec.schema>;
   try {
-    return fromJsonString(spec.schema, json);
+    message = fromJsonString(spec.schema, json);
   } catch (cause) {
     throw new EventValidationError(spec.type, cause instanceof Error ? cause.message : String(cause), {
       cause,
     });
   }
+  checkRequiredFields(spec, message);
+  return message;
 }
 
 /**
