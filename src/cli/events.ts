@@ -7,6 +7,8 @@ import { BadInputError } from '../errors/index.js';
 import {
   type DeploymentEvent,
   decodeEntry,
+  FIXED_EVENT_TYPES,
+  isKnownEventPattern,
   matchesEventPattern,
   parsePayloadJson,
   resolveEventType,
@@ -78,6 +80,14 @@ export function registerEventsCommands(program: Command): void {
         json?: boolean;
         limit?: number;
       }) => {
+        // A type nothing is ever published as would wait forever for its first event.
+        const unknown = options.type.find((t) => !isKnownEventPattern(t));
+        if (unknown !== undefined) {
+          throw new BadInputError(
+            `--type: unknown event type or pattern "${unknown}" (types: ${FIXED_EVENT_TYPES.join(', ')}, ` +
+              'deployment:stage:<stage>:started|completed; * matches one segment, ** every type)',
+          );
+        }
         const settings = loadSettings();
         const logger = createLogger({ name: 'cli', level: settings.logLevel });
         const bus = await openEventBus(settings, { logger, source: 'materi/cli' });

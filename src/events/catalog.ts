@@ -193,6 +193,27 @@ export function isKnownEventType(type: string): boolean {
 }
 
 /**
+ * Whether an event type or pattern names something that can be published: a known type, `**`, or
+ * a pattern whose `*` segments match at least one known type, e.g. `rollback:*` or
+ * `deployment:stage:*:completed` (any stage name allowed in stream keys). False for
+ * `deployment:exploded` or `deploy:*`, which would select nothing forever.
+ */
+export function isKnownEventPattern(pattern: string): boolean {
+  if (pattern === '**') return true;
+  if (!pattern.includes('*')) return isKnownEventType(pattern);
+  if (FIXED_EVENT_TYPES.some((type) => matchesEventPattern(pattern, type))) return true;
+  const segments = pattern.split(':');
+  if (segments.length !== 4) return false;
+  const [kind, stage, name, phase] = segments as [string, string, string, string];
+  return (
+    (kind === '*' || kind === 'deployment') &&
+    (stage === '*' || stage === 'stage') &&
+    (name === '*' || STAGE_NAME_PATTERN.test(name)) &&
+    (phase === '*' || phase === 'started' || phase === 'completed')
+  );
+}
+
+/**
  * Whether an event type matches a subscription pattern. A pattern is an exact type or uses `*` for
  * one segment, e.g. `deployment:stage:*:completed`, and `**` alone matches every type.
  */

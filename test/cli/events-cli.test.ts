@@ -172,4 +172,47 @@ describe('materi events tail', () => {
       data: { stage: 'web' },
     });
   });
+
+  describe('when --type names nothing that is ever published', () => {
+    it.each([
+      'deployment:exploded',
+      'deploy:*',
+      'deployment:stage:Web:started',
+      'deployment:stage:*:finished',
+      'deployment:**',
+    ])(
+      'refuses %s at once with exit 2 and a one-line error naming it',
+      async (type) => {
+        const result = await events('tail', '--type', 'deployment:started', '--type', type, '--limit', '1');
+        expect(result.code).toBe(2);
+        expect(result.stdout).toBe('');
+        const lines = result.stderr.trim().split('\n');
+        expect(lines).toHaveLength(1);
+        expect(lines[0]).toContain(`--type: unknown event type or pattern "${type}"`);
+        expect(lines[0]).toContain('deployment:stage:<stage>:started|completed');
+      },
+      10_000,
+    );
+
+    it('accepts stage types and patterns that match some type', async () => {
+      const published = await events('publish', 'rollback:initiated', '--data', '{"deploymentId":"d-4"}');
+      expect(published.code).toBe(0);
+      const result = await events(
+        'tail',
+        '--from-start',
+        '--json',
+        '--limit',
+        '1',
+        ...[
+          'deployment:stage:*:completed',
+          'deployment:stage:web:started',
+          '*:*:*:*',
+          'rollback:*',
+          '**',
+        ].flatMap((t) => ['--type', t]),
+      );
+      expect(result.code).toBe(0);
+      expect(JSON.parse(result.stdout)).toMatchObject({ type: 'rollback:initiated', deployment_id: 'd-4' });
+    });
+  });
 });

@@ -11,6 +11,7 @@ import {
   encodeEntry,
   FIXED_EVENT_TYPES,
   fieldsToRecord,
+  isKnownEventPattern,
   matchesEventPattern,
   readJsonPayload,
   resolveEventType,
@@ -61,6 +62,33 @@ describe('event catalog', () => {
     expect(() => resolveEventType('deployment:exploded')).toThrow(UnknownEventTypeError);
     expect(() => resolveEventType('deployment:stage:Bad Name:started')).toThrow(UnknownEventTypeError);
     expect(() => resolveEventType('deployment:stage::started')).toThrow(UnknownEventTypeError);
+  });
+
+  it('knows which types and patterns can ever match a published event', () => {
+    for (const known of [
+      'deployment:started',
+      'alert:raised',
+      'deployment:stage:web:started',
+      'deployment:stage:*:completed',
+      'deployment:stage:web:*',
+      '*:stage:*:*',
+      'rollback:*',
+      'deployment:*',
+      '*:check:completed',
+      '**',
+    ])
+      expect(isKnownEventPattern(known), known).toBe(true);
+    for (const unknown of [
+      'deployment:exploded',
+      'deploy:*',
+      'deployment:stage:Web:started',
+      'deployment:stage:*:finished',
+      'deployment:stage:*',
+      'deployment:**',
+      '*',
+      '',
+    ])
+      expect(isKnownEventPattern(unknown), unknown).toBe(false);
   });
 
   it('matches subscription patterns segment by segment', () => {
