@@ -4,6 +4,7 @@ import { backoffDelay, sleep } from '../bus/backoff.js';
 import type { OutgoingEvent, Publisher } from '../bus/types.js';
 import { describeCause } from '../errors/index.js';
 import { DeploymentStatus, HealthCheckPurpose, resolveEventType, stageEventType } from '../events/index.js';
+import { ORCHESTRATOR_SOURCE } from '../events/sources.js';
 import type { Logger } from '../runtime/logging.js';
 import type { Lookup } from '../runtime/references.js';
 import type { Database } from '../store/index.js';
@@ -675,6 +676,7 @@ export class DeploymentSaga {
         const published = await this.deps.publisher.publish({
           ...event,
           id,
+          source: ORCHESTRATOR_SOURCE,
           correlationId: this.record.correlationId,
           causationId: causation ?? this.record.state.cause ?? '',
         });

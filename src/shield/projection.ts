@@ -2,10 +2,11 @@ import type { Kysely } from 'kysely';
 import type { HandlerRegistration } from '../bus/router.js';
 import type { Handler } from '../bus/types.js';
 import { describeCause } from '../errors/index.js';
+import type { DeploymentEvent } from '../events/envelope.js';
 import { type Logger, silentLogger } from '../runtime/logging.js';
 import type { Database } from '../store/schema.js';
 import type { LoggedEvent } from './event-log.js';
-import type { UnifiedDeployment } from './record.js';
+import type { IgnoredEvent, UnifiedDeployment } from './record.js';
 import { ShieldStore } from './store/shield-store.js';
 
 /** Deployments whose latest told record size is remembered (the oldest are forgotten first). */
@@ -16,7 +17,8 @@ export const SHIELD_GROUP = 'shield';
 
 /**
  * Told about every event logged for the first time, and every record that changed: the record
- * after the event (undefined for events without a deployment id) and the logged event.
+ * after the event (undefined for events without a deployment id, and while a deployment has only
+ * ignored events) and the logged event.
  */
 export type ShieldChangeListener = (record: UnifiedDeployment | undefined, event: LoggedEvent) => void;
 
@@ -47,6 +49,7 @@ export function createShieldProjection(options: ShieldProjectionOptions): Handle
       stream: context.delivery.stream,
       entryId: context.delivery.entryId,
     });
+    if (applied.inserted && applied.ignored) warnIgnored(logger, event, applied.ignored);
     if (!applied.inserted && !applied.changed) return;
     let record = applied.record;
     if (record) {
@@ -62,6 +65,25 @@ export function createShieldProjection(options: ShieldProjectionOptions): Handle
       logger.warn({ err: describeCause(error), event_id: event.id }, 'shield change listener failed');
     }
   };
+}
+
+/**
+ * Says that a newly logged event does not change its record. A result naming a request not
+ * logged yet may only be early (streams are read in any order): that is not worth a warning.
+ */
+function warnIgnored(logger: Logger, event: DeploymentEvent, ignored: IgnoredEvent): void {
+  const fields = {
+    event_id: event.id,
+    type: event.type,
+    source: event.source,
+    deployment_id: event.deploymentId,
+    causation_id: event.causationId,
+  };
+  if (ignored.code === 'no-request' && event.causationId !== '') {
+    logger.debug(fields, `shield: ${ignored.reason} (yet); logged, record unchanged`);
+  } else {
+    logger.warn(fields, `shield: ignored ${ignored.reason}; logged, record unchanged`);
+  }
 }
 
 export interface ShieldRegistrationOptions extends ShieldProjectionOptions {

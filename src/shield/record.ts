@@ -1,12 +1,14 @@
 import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
 import * as pb from '../events/gen/materi/events/v1/deployment_events_pb.js';
+import { ORCHESTRATOR_SOURCE } from '../events/sources.js';
 import { type LoggedEvent, payloadOf } from './event-log.js';
 
 /**
  * The deployment record (`UnifiedDeployment`) and how it is computed: a pure function of the set
  * of a deployment's events. Events are sorted by time, then by a fixed lifecycle order of their
  * types, then by id, and folded; so the same events give the same record whatever order and how
- * many times they arrived.
+ * many times they arrived. Only events Shield trusts are folded (see {@link IgnoredEvent}); the
+ * others stay in the log and are listed in the record.
  *
  * @module
  */
@@ -204,6 +206,22 @@ export interface DeploymentMetricsRecord {
   eventsPublished: number;
 }
 
+/**
+ * An event of the deployment that is in the log but does not change its record:
+ * - `source`: a type only the orchestrator publishes (the lifecycle, gate requests, stages,
+ *   rollbacks), from another source than {@link ORCHESTRATOR_SOURCE};
+ * - `no-request`: a gate result whose `causation_id` names no gate request of the orchestrator
+ *   (the orchestrator ignores such results too);
+ * - `answered`: a second result to a request already answered (the orchestrator keeps the first).
+ */
+export interface IgnoredEvent {
+  eventId: string;
+  type: string;
+  source: string;
+  code: 'source' | 'no-request' | 'answered';
+  reason: string;
+}
+
 /** Everything Shield knows about one deployment. Times are RFC 3339 UTC strings. */
 export interface UnifiedDeployment {
   id: string;
@@ -236,9 +254,11 @@ export interface UnifiedDeployment {
   triggeredBy: string;
   previousVersion: string;
   metrics: DeploymentMetricsRecord | null;
-  /** Events of this deployment in the log (each event once). */
+  /** Events of this deployment in the log (each event once), ignored ones included. */
   eventCount: number;
-  /** Time of its latest event. */
+  /** Events in the log that did not change the record, and why. */
+  ignoredEvents: IgnoredEvent[];
+  /** Time of its latest event that changed the record. */
   lastEventAt: string;
 }
 
@@ -277,6 +297,76 @@ export function compareEvents(a: Pick<LoggedEvent, 'time' | 'type' | 'id'>, b: t
   const rank = typeRank(a.type) - typeRank(b.type);
   if (rank !== 0) return rank;
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/** The types only the orchestrator publishes, besides the per-stage ones. */
+const ORCHESTRATOR_TYPES = new Set([
+  'deployment:started',
+  'deployment:completed',
+  'deployment:failed',
+  'validation:started',
+  'dependency:check:started',
+  'health:check:started',
+  'rollback:initiated',
+  'rollback:completed',
+]);
+
+/** Each gate result type and the request type it answers. */
+const REQUEST_OF: Record<string, string> = {
+  'validation:completed': 'validation:started',
+  'dependency:check:completed': 'dependency:check:started',
+  'health:check:completed': 'health:check:started',
+};
+
+/**
+ * Splits a deployment's events (in fold order) into those that may change its record and those
+ * that may not. The lifecycle counts only from the orchestrator. A gate result counts when it
+ * answers a gate request of the orchestrator, the first one to answer it — whoever sends it, as
+ * the orchestrator accepts results from any checker that answers its request. Notifications
+ * and other types count from anyone: they do not move the deployment.
+ */
+export function partitionByTrust(events: readonly LoggedEvent[]): {
+  trusted: LoggedEvent[];
+  ignored: IgnoredEvent[];
+} {
+  const requests = new Map<string, LoggedEvent>();
+  for (const event of events) {
+    if (event.source === ORCHESTRATOR_SOURCE && Object.values(REQUEST_OF).includes(event.type)) {
+      requests.set(event.id, event);
+    }
+  }
+  const answeredBy = new Map<string, string>();
+  const trusted: LoggedEvent[] = [];
+  const ignored: IgnoredEvent[] = [];
+  const ignore = (event: LoggedEvent, code: IgnoredEvent['code'], reason: string) =>
+    ignored.push({ eventId: event.id, type: event.type, source: event.source, code, reason });
+  for (const event of events) {
+    const requestType = REQUEST_OF[event.type];
+    if (ORCHESTRATOR_TYPES.has(event.type) || STAGE_TYPE.test(event.type)) {
+      if (event.source !== ORCHESTRATOR_SOURCE) {
+        ignore(
+          event,
+          'source',
+          `${event.type} from "${event.source}": only the orchestrator (${ORCHESTRATOR_SOURCE}) moves a deployment`,
+        );
+        continue;
+      }
+    } else if (requestType !== undefined) {
+      const request = requests.get(event.causationId);
+      if (request?.type !== requestType) {
+        ignore(event, 'no-request', `${event.type} answers no ${requestType} of the orchestrator`);
+        continue;
+      }
+      const first = answeredBy.get(request.id);
+      if (first !== undefined) {
+        ignore(event, 'answered', `${requestType} ${request.id} was answered first by ${first}`);
+        continue;
+      }
+      answeredBy.set(request.id, event.id);
+    }
+    trusted.push(event);
+  }
+  return { trusted, ignored };
 }
 
 function statusName(status: pb.DeploymentStatus): DeploymentStatusName | undefined {
@@ -321,19 +411,10 @@ interface GateEvents<Req, Res> {
   results: Folded<Res>[];
 }
 
-/**
- * The requests of a gate still waiting for their result. A result answers the request it names
- * as its cause; results without a known cause (published by hand) answer the oldest open request.
- */
+/** The requests of a gate still waiting for their result (a result names its request as cause). */
 function openRequests<Req, Res>(gate: GateEvents<Req, Res>): Folded<Req>[] {
-  const open = new Map(gate.requests.map((r) => [r.event.id, r]));
-  const unattributed: Folded<Res>[] = [];
-  for (const result of gate.results) {
-    if (open.has(result.event.causationId)) open.delete(result.event.causationId);
-    else unattributed.push(result);
-  }
-  const remaining = [...open.values()];
-  return remaining.slice(Math.min(unattributed.length, remaining.length));
+  const answered = new Set(gate.results.map((r) => r.event.causationId));
+  return gate.requests.filter((r) => !answered.has(r.event.id));
 }
 
 function gateTiming<Req extends { deadlineSeconds: number }>(
@@ -388,17 +469,34 @@ const ACTIVE: readonly DeploymentStatusName[] = ['PENDING', 'RUNNING'];
 
 /**
  * Computes the record of a deployment from its logged events (any order, duplicates allowed).
- * Returns undefined when there are no events.
+ * Returns undefined when no event may change it (none, or only ignored ones).
  */
 export function buildDeploymentRecord(
   deploymentId: string,
   loggedEvents: readonly LoggedEvent[],
 ): UnifiedDeployment | undefined {
+  return foldDeployment(deploymentId, loggedEvents).record;
+}
+
+/** The record of a deployment (see {@link buildDeploymentRecord}) and the events it ignored. */
+export function foldDeployment(
+  deploymentId: string,
+  loggedEvents: readonly LoggedEvent[],
+): { record?: UnifiedDeployment; ignored: IgnoredEvent[] } {
   const unique = new Map<string, LoggedEvent>();
   for (const event of loggedEvents) if (!unique.has(event.id)) unique.set(event.id, event);
-  const events = [...unique.values()].sort(compareEvents);
-  if (events.length === 0) return undefined;
+  const all = [...unique.values()].sort(compareEvents);
+  const { trusted: events, ignored } = partitionByTrust(all);
+  if (events.length === 0) return { ignored };
+  return { record: foldTrusted(deploymentId, events, all.length, ignored), ignored };
+}
 
+function foldTrusted(
+  deploymentId: string,
+  events: readonly LoggedEvent[],
+  eventCount: number,
+  ignoredEvents: IgnoredEvent[],
+): UnifiedDeployment {
   let started: Folded<pb.DeploymentStartedEvent> | undefined;
   let completed: Folded<pb.DeploymentCompletedEvent> | undefined;
   let failed: Folded<pb.DeploymentFailedEvent> | undefined;
@@ -717,7 +815,8 @@ export function buildDeploymentRecord(
           eventsPublished: metrics.eventsPublished,
         }
       : null,
-    eventCount: events.length,
+    eventCount,
+    ignoredEvents,
     // Sorted by time, so the last event is the latest.
     lastEventAt: events.at(-1)!.time,
   };

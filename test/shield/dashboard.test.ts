@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OutgoingEvent } from '../../src/bus/types.js';
+import { DeploymentStatus } from '../../src/events/index.js';
 import { sqliteBackend } from '../store/backends.js';
 import { deploymentScenario } from './fixtures.js';
 import { type ShieldHarness, startShield } from './harness.js';
@@ -211,6 +212,34 @@ describe('Shield dashboard in a browser', () => {
 
     expect(problems).toEqual([]);
   }, 60_000);
+
+  it('keeps showing what the orchestrator said when someone else publishes deployment:completed', async () => {
+    const id = `ui-forged-${randomUUID().slice(0, 6)}`;
+    const events = deploymentScenario({ id, start: new Date() });
+    await harness.bus.publisher.publishBatch(events);
+    await page.goto(`${harness.url}/deployments/${id}`);
+    await page.locator('.page-header .badge[data-status="SUCCESS"]').waitFor();
+    await page
+      .locator('.timeline li')
+      .nth(events.length - 1)
+      .waitFor();
+
+    const forged = await harness.bus.publisher.publish({
+      type: 'deployment:completed',
+      source: 'materi/cli',
+      deploymentId: id,
+      data: { deploymentId: id, status: DeploymentStatus.FAILURE },
+    });
+    const row = page.locator(`.timeline li.ignored[data-event-id="${forged.event.id}"]`);
+    await row.waitFor({ timeout: 3000 });
+    expect(await row.locator('.ignored-reason').textContent()).toBe(
+      'ignored: deployment:completed from "materi/cli": only the orchestrator (materi/orchestrator) moves a deployment',
+    );
+    expect(await page.locator('.page-header .badge').textContent()).toBe('SUCCESS');
+    expect(await page.locator('.failure-box').count()).toBe(0);
+    expect(await page.locator('.timeline li').count()).toBe(events.length + 1);
+    expect(problems).toEqual([]);
+  });
 
   it('lists dead letters with a replay button and the worker groups', async () => {
     const fields = {

@@ -13,6 +13,18 @@ import {
   NotificationOutcome,
   ValidationResult,
 } from '../../src/events/index.js';
+import { ORCHESTRATOR_SOURCE } from '../../src/events/sources.js';
+
+/**
+ * Who publishes what: the orchestrator everything but the gate results and notifications, which
+ * come from the workers (named here as `materi worker <name>` processes name them).
+ */
+const SOURCES: Record<string, string> = {
+  'validation:completed': 'materi/worker-validator',
+  'dependency:check:completed': 'materi/worker-dependency-checker',
+  'health:check:completed': 'materi/worker-health-monitor',
+  'notification:sent': 'materi/worker-notifier',
+};
 
 export interface ScenarioOptions {
   id?: string;
@@ -41,7 +53,7 @@ export function healthSamples(count: number, unhealthy: boolean) {
 }
 
 /**
- * Every event of one deployment as an orchestrator and its workers publish them: started,
+ * Every event of one deployment as the orchestrator and its workers publish them: started,
  * validation and dependency gates, three stages, the health gate, a notification, then completed —
  * or, with `outcome: 'rollback'`, an unhealthy health gate, a failure, a rollback and completed
  * ROLLED_BACK. Ids, times, correlation and causation are fixed, so the events can be published in
@@ -67,7 +79,7 @@ export function deploymentScenario(options: ScenarioOptions = {}): OutgoingEvent
       correlationId,
       causationId,
       deploymentId: id,
-      source: type.startsWith('notification') ? 'materi/notifier' : 'materi/orchestrator',
+      source: SOURCES[type] ?? ORCHESTRATOR_SOURCE,
       data: { deploymentId: id, ...data },
     };
     events.push(event);

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { HandlerContext } from '../../src/bus/types.js';
 import type { DeploymentEvent } from '../../src/events/envelope.js';
-import { silentLogger } from '../../src/runtime/logging.js';
+import { DeploymentStatus, ValidationResult } from '../../src/events/index.js';
+import { createLogger, silentLogger } from '../../src/runtime/logging.js';
 import {
   createShieldProjection,
   type LoggedEvent,
@@ -14,6 +15,16 @@ import { testHandlerContext } from '../support/handler-context.js';
 import { asDeploymentEvents, deploymentScenario, shuffled } from './fixtures.js';
 
 const logger = silentLogger();
+
+/** A logger that keeps its lines (parsed) for the test to read. */
+function recordingLogger() {
+  const lines: { level: number; msg: string; event_id?: string; source?: string }[] = [];
+  const destination = { write: (line: string) => lines.push(JSON.parse(line)) };
+  return {
+    logger: createLogger({ name: 'shield', level: 'debug', destination: destination as never }),
+    warnings: () => lines.filter((l) => l.level === 40),
+  };
+}
 
 function contextFor(event: DeploymentEvent, n: number): HandlerContext {
   return testHandlerContext({
@@ -86,7 +97,8 @@ describe.each(BACKENDS)('Shield projection on $dialect', (backend) => {
         await deliver(shuffled(duplicated, seed), 4);
         expect(await shield.getDeployment(`order-${outcome}`)).toEqual(inOrder);
         // Listeners never see a record older than one they saw before.
-        const told = changes.map((c) => c.record!.eventCount);
+        // (A gate result that comes before any event of the orchestrator has no record to tell.)
+        const told = changes.flatMap((c) => (c.record ? [c.record.eventCount] : []));
         expect(told).toEqual([...told].sort((a, b) => a - b));
         expect(changes.at(-1)?.record).toEqual(inOrder);
         expect(await shield.eventCount()).toBe(events.length);
@@ -280,6 +292,139 @@ describe.each(BACKENDS)('Shield projection on $dialect', (backend) => {
       [...changes.map((c) => c.event.seq)].sort((a, b) => a - b),
     );
     expect(changes.at(-1)?.record?.eventCount).toBe(events.length);
+  });
+
+  it('keeps the record the orchestrator built when anyone else publishes its events, and warns', async () => {
+    const events = asDeploymentEvents(deploymentScenario({ id: 'dep-forged' }));
+    await deliver(events);
+    const before = (await shield.getDeployment('dep-forged'))!;
+    expect(before.status).toBe('SUCCESS');
+    const at = new Date('2026-03-01T10:00:20.000Z');
+    const common = { deploymentId: 'dep-forged', correlationId: before.correlationId, time: at };
+    const data = { deploymentId: 'dep-forged' };
+    // In the order they fold in (one time, lifecycle order).
+    const forged = asDeploymentEvents([
+      {
+        ...common,
+        type: 'deployment:stage:web:completed',
+        source: 'acme/deployer',
+        data: { ...data, stage: 'web', status: DeploymentStatus.FAILURE, errorMessage: 'forged' },
+      },
+      {
+        ...common,
+        type: 'deployment:failed',
+        source: 'materi/cli',
+        data: { ...data, reason: 'forged', failedGate: 'health' },
+      },
+      { ...common, type: 'rollback:initiated', source: 'materi/cli', data: { ...data, reason: 'forged' } },
+      {
+        ...common,
+        type: 'deployment:completed',
+        source: 'materi/cli',
+        data: { ...data, status: DeploymentStatus.FAILURE },
+      },
+    ]);
+    const recording = recordingLogger();
+    const project = createShieldProjection({ db: store.db, logger: recording.logger });
+    for (const [i, event] of forged.entries()) await project(event, contextFor(event, 100 + i));
+
+    const after = (await shield.getDeployment('dep-forged'))!;
+    expect(after).toEqual({
+      ...before,
+      eventCount: events.length + forged.length,
+      ignoredEvents: forged.map((e) => ({
+        eventId: e.id,
+        type: e.type,
+        source: e.source,
+        code: 'source',
+        reason: `${e.type} from "${e.source}": only the orchestrator (materi/orchestrator) moves a deployment`,
+      })),
+    });
+    // Still in the log, in the deployment's timeline, and each one warned about once.
+    const timeline = await shield.timeline('dep-forged');
+    expect(timeline.map((e) => e.id)).toEqual(expect.arrayContaining(forged.map((e) => e.id)));
+    expect(recording.warnings().map((w) => [w.event_id, w.source])).toEqual(
+      forged.map((e) => [e.id, e.source]),
+    );
+    expect(recording.warnings()[1]?.msg).toBe(
+      'shield: ignored deployment:failed from "materi/cli": only the orchestrator (materi/orchestrator) ' +
+        'moves a deployment; logged, record unchanged',
+    );
+
+    // A deployment only others speak of gets no record at all.
+    const [ghost] = asDeploymentEvents([
+      {
+        ...common,
+        deploymentId: 'dep-ghost',
+        type: 'deployment:completed',
+        source: 'materi/cli',
+        data: { deploymentId: 'dep-ghost' },
+      },
+    ]);
+    await project(ghost!, contextFor(ghost!, 200));
+    expect(await shield.getDeployment('dep-ghost')).toBeUndefined();
+    expect((await shield.listEvents({ deploymentId: 'dep-ghost' })).items).toHaveLength(1);
+  });
+
+  it("counts a gate result only when it answers the orchestrator's request, and only the first answer", async () => {
+    const scenario = deploymentScenario({ id: 'dep-gates' });
+    const events = asDeploymentEvents(scenario);
+    const byType = (type: string) => events.find((e) => e.type === type)!;
+    const request = byType('validation:started');
+    const recording = recordingLogger();
+    const project = createShieldProjection({ db: store.db, logger: recording.logger });
+    let n = 0;
+    const step = async (event: DeploymentEvent) => {
+      await project(event, contextFor(event, n++));
+      return await shield.getDeployment('dep-gates');
+    };
+    const result = (source: string, causationId: string, verdict: ValidationResult, ms: number) =>
+      asDeploymentEvents([
+        {
+          type: 'validation:completed',
+          source,
+          deploymentId: 'dep-gates',
+          correlationId: request.correlationId,
+          causationId,
+          time: new Date(request.time.getTime() + ms),
+          data: { deploymentId: 'dep-gates', result: verdict },
+        },
+      ])[0]!;
+
+    // The worker's answer may arrive before the request it answers: counted once the request is in.
+    expect(await step(byType('validation:completed'))).toBeUndefined();
+    expect((await step(byType('deployment:started')))?.ignoredEvents).toEqual([
+      expect.objectContaining({ type: 'validation:completed', code: 'no-request' }),
+    ]);
+    expect((await step(request))?.validation?.result).toBe('PASSED');
+    expect(recording.warnings()).toEqual([]);
+
+    // A result published by hand answers no request; a second answer comes too late.
+    const byHand = result('materi/cli', '', ValidationResult.FAILED, 400);
+    const second = result('acme/validator', request.id, ValidationResult.FAILED, 500);
+    expect((await step(byHand))?.validation?.result).toBe('PASSED');
+    const record = (await step(second))!;
+    expect(record.validation?.result).toBe('PASSED');
+    expect(record.ignoredEvents.map((i) => [i.eventId, i.code])).toEqual([
+      [byHand.id, 'no-request'],
+      [second.id, 'answered'],
+    ]);
+    expect(recording.warnings().map((w) => w.event_id)).toEqual([byHand.id, second.id]);
+
+    // A checker of one's own answers a request like the printery workers do.
+    const dependencyRequest = byType('dependency:check:started');
+    await step(dependencyRequest);
+    const own = asDeploymentEvents([
+      {
+        ...scenario.find((e) => e.type === 'dependency:check:completed')!,
+        id: undefined,
+        source: 'acme/dependency-checker',
+        causationId: dependencyRequest.id,
+      },
+    ])[0]!;
+    const answered = (await step(own))!;
+    expect(answered.dependencies?.result).toBe('ALL_HEALTHY');
+    expect(answered.blockedOn).toBeNull();
   });
 
   it('keeps history per environment and service', async () => {

@@ -1,12 +1,14 @@
 import type { Insertable, Kysely, Transaction, Updateable } from 'kysely';
 import { BadInputError } from '../../errors/index.js';
 import type { DeploymentEvent } from '../../events/envelope.js';
+import { ORCHESTRATOR_SOURCE } from '../../events/sources.js';
 import type { Database } from '../../store/schema.js';
 import { type EventOrigin, eventRow, type LoggedEvent, loggedEventOf } from '../event-log.js';
 import {
-  buildDeploymentRecord,
   compareEvents,
   type DeploymentStatusName,
+  foldDeployment,
+  type IgnoredEvent,
   type UnifiedDeployment,
 } from '../record.js';
 import type { ShieldDeploymentsTable, ShieldEventsTable } from './schema.js';
@@ -61,6 +63,8 @@ export interface AppliedEvent {
   record?: UnifiedDeployment;
   /** Whether the stored record changed. */
   changed: boolean;
+  /** Why the event does not change its deployment's record (it is logged all the same). */
+  ignored?: IgnoredEvent;
 }
 
 export interface ShieldStoreOptions {
@@ -137,8 +141,18 @@ export class ShieldStore {
         .executeTakeFirstOrThrow();
       const logged = loggedEventOf(stored);
       if (logged.deploymentId === '') return { logged, inserted: inserted !== undefined, changed: false };
-      const { record, changed } = await this.#recompute(trx, logged.deploymentId, Date.parse(logged.time));
-      return { logged, inserted: inserted !== undefined, record, changed };
+      const { record, changed, ignored } = await this.#recompute(
+        trx,
+        logged.deploymentId,
+        Date.parse(logged.time),
+      );
+      return {
+        logged,
+        inserted: inserted !== undefined,
+        record,
+        changed,
+        ignored: ignored.find((i) => i.eventId === logged.id),
+      };
     });
   }
 
@@ -175,8 +189,8 @@ export class ShieldStore {
   }
 
   /**
-   * Ids of the records that have no `deployment:started` in the log, sorted: their first events
-   * were never logged (trimmed from the streams before Shield read them).
+   * Ids of the records that have no `deployment:started` from the orchestrator in the log, sorted:
+   * their first events were never logged (trimmed from the streams before Shield read them).
    */
   async deploymentsWithoutStart(): Promise<string[]> {
     const rows = await this.#db
@@ -188,7 +202,8 @@ export class ShieldStore {
             selectFrom('shield_events')
               .select('seq')
               .whereRef('shield_events.deployment_id', '=', 'shield_deployments.id')
-              .where('shield_events.type', '=', 'deployment:started'),
+              .where('shield_events.type', '=', 'deployment:started')
+              .where('shield_events.source', '=', ORCHESTRATOR_SOURCE),
           ),
         ),
       )
@@ -322,7 +337,7 @@ export class ShieldStore {
     trx: Db,
     deploymentId: string,
     eventTime = this.#now().getTime(),
-  ): Promise<{ record?: UnifiedDeployment; changed: boolean }> {
+  ): Promise<{ record?: UnifiedDeployment; changed: boolean; ignored: IgnoredEvent[] }> {
     // Creates the row or bumps its revision: either way this transaction now holds the row lock.
     await trx
       .insertInto('shield_deployments')
@@ -355,14 +370,14 @@ export class ShieldStore {
       .selectAll()
       .where('deployment_id', '=', deploymentId)
       .execute();
-    const record = buildDeploymentRecord(deploymentId, rows.map(loggedEventOf));
+    const { record, ignored } = foldDeployment(deploymentId, rows.map(loggedEventOf));
     if (!record) {
       await trx.deleteFrom('shield_deployment_services').where('deployment_id', '=', deploymentId).execute();
       await trx.deleteFrom('shield_deployments').where('id', '=', deploymentId).execute();
-      return { changed: previous.record !== '' };
+      return { changed: previous.record !== '', ignored };
     }
     const text = JSON.stringify(record);
-    if (text === previous.record) return { record, changed: false };
+    if (text === previous.record) return { record, changed: false, ignored };
     const sortAt = Date.parse(record.startedAt ?? record.lastEventAt);
     const columns: Updateable<ShieldDeploymentsTable> = {
       project: record.project,
@@ -393,6 +408,6 @@ export class ShieldStore {
         )
         .execute();
     }
-    return { record, changed: true };
+    return { record, changed: true, ignored };
   }
 }

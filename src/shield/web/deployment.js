@@ -313,11 +313,12 @@ export class DeploymentPage {
       a.time === b.time ? a.seq - b.seq : a.time < b.time ? -1 : 1,
     );
     const start = Date.parse(this.record.startedAt ?? events[0]?.time ?? '');
+    const ignored = new Map((this.record.ignoredEvents ?? []).map((i) => [i.eventId, i.reason]));
     this.timeline.replaceChildren(
       ...events.map((e) =>
         h(
           'li',
-          { 'data-event-id': e.id, 'data-type': e.type },
+          { 'data-event-id': e.id, 'data-type': e.type, class: ignored.has(e.id) ? 'ignored' : null },
           h(
             'span',
             { class: 'offset mono' },
@@ -325,6 +326,7 @@ export class DeploymentPage {
           ),
           h('span', { class: 'event-type' }, e.type),
           h('span', { class: 'muted' }, `${e.source} · ${e.priority}`),
+          ignored.has(e.id) ? h('span', { class: 'ignored-reason' }, `ignored: ${ignored.get(e.id)}`) : null,
           h('details', {}, h('summary', {}, 'data'), h('pre', {}, JSON.stringify(e.data, null, 2))),
         ),
       ),
