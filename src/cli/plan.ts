@@ -1,5 +1,12 @@
 import type { Command } from 'commander';
-import { executionWaves, formatDuration, loadPlanFile, type Plan } from '../orchestrator/plan/index.js';
+import {
+  executionWaves,
+  formatDuration,
+  loadPlanFile,
+  type Plan,
+  PlanInvalidError,
+  type PlanIssue,
+} from '../orchestrator/plan/index.js';
 import { collect, parseVars } from './shared.js';
 
 interface ValidateOptions {
@@ -31,11 +38,25 @@ export function registerPlanCommands(program: Command): void {
         '  materi plan validate plans/prod.yaml --env staging --var REGION=eu-west-1 --json\n',
     )
     .action(async (file: string, options: ValidateOptions) => {
-      const loaded = await loadPlanFile(file, {
-        vars: parseVars(options.var),
-        environment: options.env,
-        version: options.version,
-      });
+      let loaded: Plan;
+      try {
+        loaded = await loadPlanFile(file, {
+          vars: parseVars(options.var),
+          environment: options.env,
+          version: options.version,
+        });
+      } catch (error) {
+        // The problems go to stdout: all of them with --json, else a list when the one-line
+        // error (still on stderr, exit code 2) cannot say them all.
+        if (error instanceof PlanInvalidError) {
+          if (options.json)
+            process.stdout.write(
+              `${JSON.stringify({ valid: false, file, problems: error.issues }, null, 2)}\n`,
+            );
+          else if (error.issues.length > 1) process.stdout.write(formatProblems(file, error.issues));
+        }
+        throw error;
+      }
       const summary = summarizePlan(loaded);
       process.stdout.write(
         options.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(file, loaded),
@@ -80,6 +101,23 @@ export function summarizePlan(plan: Plan) {
     },
     references: plan.references,
   };
+}
+
+/** Problems `plan validate` lists without `--json`; `--json` lists every one. */
+const LISTED_PROBLEMS = 10;
+
+/** The problems of an invalid plan, one a line with its line number, the first {@link LISTED_PROBLEMS}. */
+function formatProblems(file: string, issues: readonly PlanIssue[]): string {
+  const count = `${issues.length} problem${issues.length === 1 ? '' : 's'}`;
+  const lines = [`${file}: invalid plan, ${count}`];
+  const width = Math.max(...issues.map((i) => (i.line === undefined ? 0 : `line ${i.line}`.length))) + 2;
+  for (const issue of issues.slice(0, LISTED_PROBLEMS)) {
+    const at = issue.line === undefined ? '' : `line ${issue.line}`;
+    lines.push(`  ${at.padEnd(width)}${issue.path ? `${issue.path}: ` : ''}${issue.message}`);
+  }
+  const more = issues.length - LISTED_PROBLEMS;
+  if (more > 0) lines.push(`  (and ${more} more problem${more === 1 ? '' : 's'}; --json lists them all)`);
+  return `${lines.join('\n')}\n`;
 }
 
 function formatSummary(file: string, plan: Plan): string {

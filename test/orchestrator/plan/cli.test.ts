@@ -112,6 +112,63 @@ stages:
     );
   });
 
+  describe('when a plan has more problems than the one-line error shows', () => {
+    /** A plan with `count` problems, one a line: an unknown key in each service. */
+    async function planWithProblems(count: number): Promise<string> {
+      const plan = join(dir, `problems-${count}.yaml`);
+      const names = Array.from({ length: count }, (_, i) => `s${i}`);
+      await writeFile(
+        plan,
+        [
+          'project: materi',
+          'services:',
+          ...names.map((name) => `  ${name}: { colour: red }`),
+          'stages:',
+          `  - { name: all, services: [${names.join(', ')}], provider: { type: command, deploy: x } }`,
+          '',
+        ].join('\n'),
+      );
+      return plan;
+    }
+
+    it('lists every problem with --json, none left out, and still exits 2', async () => {
+      const plan = await planWithProblems(13);
+      const { stdout, error } = await materi(['plan', 'validate', plan, '--json']);
+      expect((error as MateriError).exitCode).toBe(2);
+      expect((error as Error).message).toBe(
+        `${plan}: services.s0.colour: unknown key (and 12 more problems)`,
+      );
+      const report = JSON.parse(stdout);
+      expect(report).toMatchObject({ valid: false, file: plan });
+      expect(report.problems).toHaveLength(13);
+      expect(report.problems[12]).toEqual({ path: 'services.s12.colour', message: 'unknown key', line: 15 });
+      expect(stdout).not.toContain('more problem');
+    });
+
+    it('lists the first 10 without --json, then says how many more there are', async () => {
+      const plan = await planWithProblems(13);
+      const { stdout, error } = await materi(['plan', 'validate', plan]);
+      expect((error as MateriError).exitCode).toBe(2);
+      const lines = stdout.trimEnd().split('\n');
+      expect(lines[0]).toBe(`${plan}: invalid plan, 13 problems`);
+      expect(lines.slice(1, 11)).toEqual(
+        Array.from({ length: 10 }, (_, i) =>
+          expect.stringMatching(new RegExp(`^  line ${i + 3} +services\\.s${i}\\.colour: unknown key$`)),
+        ),
+      );
+      expect(lines[11]).toBe('  (and 3 more problems; --json lists them all)');
+      expect(lines).toHaveLength(12);
+    });
+
+    it('lists them all without --json when they fit, with no "more" line', async () => {
+      const plan = await planWithProblems(2);
+      const { stdout } = await materi(['plan', 'validate', plan]);
+      expect(stdout).toBe(
+        `${plan}: invalid plan, 2 problems\n  line 3  services.s0.colour: unknown key\n  line 4  services.s1.colour: unknown key\n`,
+      );
+    });
+  });
+
   it('rejects a malformed --var with exit code 2', async () => {
     const { error } = await materi(['plan', 'validate', example('local.yaml'), '--var', 'NOVALUE']);
     expect((error as MateriError).exitCode).toBe(2);
