@@ -12,7 +12,10 @@ import { type ShieldHarness, startShield } from './harness.js';
 // Browser globals used inside page.evaluate callbacks (the project compiles without the DOM library).
 declare function getComputedStyle(element: unknown): { backgroundColor: string };
 
-declare const document: { querySelector(selector: string): { textContent: string | null } | null };
+declare const document: {
+  querySelector(selector: string): { textContent: string | null } | null;
+  body: { innerText: string };
+};
 declare const sessionStorage: { getItem(key: string): string | null };
 
 const artifacts = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
@@ -238,6 +241,37 @@ describe('Shield dashboard in a browser', () => {
     expect(await page.locator('.page-header .badge').textContent()).toBe('SUCCESS');
     expect(await page.locator('.failure-box').count()).toBe(0);
     expect(await page.locator('.timeline li').count()).toBe(events.length + 1);
+    expect(problems).toEqual([]);
+  });
+
+  it("prints a rolled-back deployment's failure reason once, on its card and on its page", async () => {
+    const id = `ui-reason-${randomUUID().slice(0, 6)}`;
+    // The texts as the orchestrator writes them: the reason is the gate's name and the monitor's
+    // reason, which is also the failure's details, the health gate's reason and the rollback's.
+    const healthReason = `unhealthy over a 5000 ms window: api unhealthy (error rate 50% > unhealthy limit 20%) ${id}`;
+    const reason = `health gate: ${healthReason}`;
+    await harness.bus.publisher.publishBatch(
+      deploymentScenario({ id, outcome: 'rollback', healthReason, start: new Date() }),
+    );
+    const seen = async (text: string) => {
+      // biome-ignore lint/performance/useDomNodeTextContent: the rendered text is what a person sees
+      const visible = await page.evaluate(() => document.body.innerText);
+      return visible.split(text).length - 1;
+    };
+
+    await page.goto(harness.url);
+    const card = page.locator(`.deployment-card[data-deployment-id="${id}"]`);
+    await card.locator('.badge[data-status="ROLLED_BACK"]').first().waitFor({ timeout: 3000 });
+    expect(await card.locator('.failure').textContent()).toBe(`failed: ${reason}`);
+    expect(await seen(healthReason)).toBe(1);
+
+    await page.goto(`${harness.url}/deployments/${id}`);
+    await page.locator('#rollback').waitFor();
+    await page.screenshot({ path: `${artifacts}dashboard-failure-reason.png`, fullPage: true });
+    expect(await page.locator('.failure-box').textContent()).toBe(`Failed: ${reason}`);
+    expect(await seen(healthReason)).toBe(1);
+    expect(await page.locator('#rollback').textContent()).toContain('reasonthe failure above');
+    expect(await page.locator('#health p').first().textContent()).toBe('verdict: UNHEALTHY');
     expect(problems).toEqual([]);
   });
 

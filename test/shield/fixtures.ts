@@ -38,7 +38,9 @@ export interface ScenarioOptions {
   services?: string[];
   /** Description of the first stage (an XSS payload in the dashboard test). */
   description?: string;
-  /** Reason of the failure and rollback. */
+  /** Why the health gate failed (the monitor's reason), with `outcome: 'rollback'`. */
+  healthReason?: string;
+  /** Reason of the failure and rollback. @defaultValue `health gate: <healthReason>`, as the orchestrator writes it */
   reason?: string;
 }
 
@@ -68,6 +70,7 @@ export function deploymentScenario(options: ScenarioOptions = {}): OutgoingEvent
   const project = options.project ?? 'printery';
   const services = options.services ?? ['api', 'web'];
   const rollback = options.outcome === 'rollback';
+  const healthReason = options.healthReason ?? 'api unhealthy: error rate 0.33 over 0.05';
   const stages = ['build', 'api', 'web'];
   const events: OutgoingEvent[] = [];
   const at = (ms: number) => new Date(start + ms);
@@ -175,7 +178,7 @@ export function deploymentScenario(options: ScenarioOptions = {}): OutgoingEvent
     {
       status: rollback ? HealthStatus.UNHEALTHY : HealthStatus.HEALTHY,
       rollbackRecommended: rollback,
-      reason: rollback ? 'api error rate 0.33 over 0.05' : 'all services healthy',
+      reason: rollback ? healthReason : 'all services healthy',
       executionStatus: ExecutionStatus.SUCCEEDED,
       purpose: HealthCheckPurpose.POST_DEPLOY,
       durationMs: 4900,
@@ -206,11 +209,11 @@ export function deploymentScenario(options: ScenarioOptions = {}): OutgoingEvent
     };
   });
   if (rollback) {
-    const reason = options.reason ?? 'health gate: api unhealthy';
+    const reason = options.reason ?? `health gate: ${healthReason}`;
     const failedId = add('deployment:failed', 12_100, {
       reason,
       failedGate: 'health',
-      errorDetails: 'error rate 0.33 over 0.05',
+      errorDetails: healthReason,
       environment,
       version,
       project,

@@ -185,15 +185,15 @@ describe.each(BACKENDS)('Shield projection on $dialect', (backend) => {
     expect(record.status).toBe('ROLLED_BACK');
     expect(record.failure).toEqual({
       at: '2026-03-01T10:00:12.100Z',
-      reason: 'health gate: api unhealthy',
+      reason: 'health gate: api unhealthy: error rate 0.33 over 0.05',
       gate: 'health',
       stage: '',
-      details: 'error rate 0.33 over 0.05',
+      details: 'api unhealthy: error rate 0.33 over 0.05',
     });
     expect(record.rollback).toEqual({
       status: 'SUCCESS',
       initiatedAt: '2026-03-01T10:00:12.200Z',
-      reason: 'health gate: api unhealthy',
+      reason: 'health gate: api unhealthy: error rate 0.33 over 0.05',
       targetVersion: 'v1.4.1',
       stages: ['web', 'api', 'build'],
       completedAt: '2026-03-01T10:00:15.000Z',
@@ -203,7 +203,11 @@ describe.each(BACKENDS)('Shield projection on $dialect', (backend) => {
       error: null,
     });
     expect(record.stages.map((s) => s.status)).toEqual(['ROLLED_BACK', 'ROLLED_BACK', 'ROLLED_BACK']);
-    expect(record.health).toMatchObject({ status: 'UNHEALTHY', rollbackRecommended: true });
+    expect(record.health).toMatchObject({
+      status: 'UNHEALTHY',
+      reason: 'api unhealthy: error rate 0.33 over 0.05',
+      rollbackRecommended: true,
+    });
     expect(record.health?.services.find((s) => s.service === 'api')?.errorRate).toBe(0.33);
   });
 

@@ -38,6 +38,15 @@ function section(id, title, ...content) {
   return h('section', { class: 'panel', id }, h('h2', {}, title), ...content);
 }
 
+/**
+ * Whether the failure box already says `text`: the orchestrator builds a failure's reason from the
+ * gate's own message (`health gate: <the monitor's reason>`), and the rollback repeats the reason,
+ * so without this check a page prints one sentence three or four times.
+ */
+function saidByFailure(record, text) {
+  return Boolean(text && record.failure?.reason.includes(text));
+}
+
 function gateFacts(gate) {
   return facts([
     ['requested', formatTime(gate.requestedAt)],
@@ -128,7 +137,7 @@ export class DeploymentPage {
             { class: 'failure-box' },
             h('strong', {}, 'Failed: '),
             r.failure.reason,
-            r.failure.details ? h('p', {}, r.failure.details) : null,
+            r.failure.details && !saidByFailure(r, r.failure.details) ? h('p', {}, r.failure.details) : null,
           )
         : null,
       deploymentActions(r),
@@ -147,8 +156,8 @@ export class DeploymentPage {
       section('stages', 'Timeline', renderGantt(r, now), this.stagesTable(r)),
       this.validationSection(r),
       this.dependenciesSection(r),
-      this.healthSection('health', 'Health gate', r.health),
-      this.healthSection('bake', 'Bake period', r.bake),
+      this.healthSection(r, 'health', 'Health gate', r.health),
+      this.healthSection(r, 'bake', 'Bake period', r.bake),
       this.rollbackSection(r),
       this.notificationsSection(r),
       section('events', `Events`, this.timeline),
@@ -236,12 +245,13 @@ export class DeploymentPage {
     );
   }
 
-  healthSection(id, title, health) {
+  healthSection(r, id, title, health) {
     if (!health) return null;
+    const reason = health.reason && !saidByFailure(r, health.reason) ? ` ${health.reason}` : '';
     return section(
       id,
       title,
-      h('p', {}, 'verdict: ', badge(health.status ?? 'RUNNING'), health.reason ? ` ${health.reason}` : ''),
+      h('p', {}, 'verdict: ', badge(health.status ?? 'RUNNING'), reason),
       gateFacts(health),
       health.rollbackRecommended ? h('p', { class: 'failure' }, 'the monitor recommends rolling back') : null,
       health.services.map((s) =>
@@ -272,7 +282,7 @@ export class DeploymentPage {
       'Rollback',
       h('p', {}, 'status: ', badge(rb.status)),
       facts([
-        ['reason', rb.reason],
+        ['reason', saidByFailure(r, rb.reason) ? 'the failure above' : rb.reason],
         ['target version', rb.targetVersion],
         ['stages', rb.stages.join(' → ')],
         ['initiated', formatTime(rb.initiatedAt)],
