@@ -544,20 +544,24 @@ describe('embedded bus: dead letters, replays and inspection', () => {
       { stream: replayStreamKey(prefix, 'checker'), lag: 0, pending: 0, oldestPendingAgeMs: null },
     ]);
     const states = group!.consumers.map((c) => [c.name.replace(/:\d+:0$/, ':<pid>:0'), c.pending, c.state]);
-    // This process sends no heartbeat here, so its consumer shows as dead; the parked retry as retry.
+    // This process sends no heartbeat here, so its consumer shows as dead; the parked retry as retry;
+    // the process that beats for the group but has not read yet as an alive consumer.
     expect(states).toEqual([
+      ['checker:elsewhere:<pid>:0', 0, 'alive'],
       [expect.stringMatching(/^checker:.+:<pid>:0$/), 1, 'dead'],
       ['checker@retry', 1, 'retry'],
     ]);
+    const own = () => group!.consumers.find((c) => c.pid === process.pid)!;
     await bus.inspector.beat({
-      host: group!.consumers[0]!.host!,
+      host: own().host!,
       pid: process.pid,
       role: 'test',
       groups: ['checker'],
       startedAt: started,
       beatAt: new Date(),
     });
-    expect((await bus.inspector.groups())[0]!.consumers[0]!.state).toBe('alive');
+    const [again] = await bus.inspector.groups();
+    expect(again!.consumers.find((c) => c.pid === process.pid)!.state).toBe('alive');
     expect((await bus.inspector.heartbeats()).map((b) => [b.pid, b.role])).toEqual(
       expect.arrayContaining([
         [42, 'worker checker'],

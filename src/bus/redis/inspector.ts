@@ -1,4 +1,9 @@
 import { deadLetterStreamKey, replayStreamKey, streamKey, streamRegistryKey } from '../../events/streams.js';
+import {
+  consumersNotYetSeen,
+  DEFAULT_FORGET_DEAD_CONSUMERS_AFTER_MS,
+  isForgettable,
+} from '../consumer-report.js';
 import { describeConsumer } from '../consumers.js';
 import type {
   BusInspector,
@@ -14,7 +19,33 @@ export interface RedisInspectorOptions {
   prefix: string;
   /** How often processes beat, in ms; a consumer is dead after 3 missed beats. @defaultValue 5000 */
   heartbeatIntervalMs?: number;
+  /**
+   * A dead consumer with nothing pending is deleted (XGROUP DELCONSUMER) once it has been dead
+   * and idle this long, so restarted processes do not pile up. @defaultValue 3600000 (1 h)
+   */
+  forgetDeadConsumersAfterMs?: number;
 }
+
+/**
+ * Deletes a consumer only if, at that moment, nothing is pending on it and it is idle long
+ * enough: XINFO and XGROUP DELCONSUMER in one script, so an entry delivered to it meanwhile (a
+ * process without heartbeats that is in fact alive) is never dropped from the pending list.
+ */
+const DELETE_IDLE_CONSUMER = `
+local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+if not ok then return -1 end
+for _, c in ipairs(consumers) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f['name'] == ARGV[2] then
+    if tonumber(f['pending']) == 0 and tonumber(f['idle']) >= tonumber(ARGV[3]) then
+      return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+    end
+    return -1
+  end
+end
+return -1
+`;
 
 function record(raw: unknown[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -24,13 +55,17 @@ function record(raw: unknown[]): Record<string, string> {
 
 /**
  * Consumer group state from XINFO / XPENDING, and process heartbeats in the hash
- * `<prefix>:heartbeats` (field `<host>:<pid>`, value JSON).
+ * `<prefix>:heartbeats` (field `<host>:<pid>`, value JSON). Reporting the groups also shows the
+ * consumers of live processes that have not read yet and deletes long-dead idle consumers (see
+ * {@link RedisInspectorOptions.forgetDeadConsumersAfterMs}).
  */
 export class RedisInspector implements BusInspector {
   private readonly interval: number;
+  private readonly forgetAfterMs: number;
 
   constructor(private readonly options: RedisInspectorOptions) {
     this.interval = options.heartbeatIntervalMs ?? 5000;
+    this.forgetAfterMs = options.forgetDeadConsumersAfterMs ?? DEFAULT_FORGET_DEAD_CONSUMERS_AFTER_MS;
   }
 
   private get heartbeatKey(): string {
@@ -75,6 +110,8 @@ export class RedisInspector implements BusInspector {
     const now = Date.now();
     const groups = new Map<string, GroupStatus>();
     const consumers = new Map<string, Map<string, ConsumerStatus>>();
+    /** The streams each consumer of each group is on (Redis keeps a consumer per stream). */
+    const consumerStreams = new Map<string, string[]>();
 
     const visit = async (stream: string) => {
       let infos: unknown[][];
@@ -116,6 +153,8 @@ export class RedisInspector implements BusInspector {
         const known = consumers.get(name)!;
         for (const rawConsumer of (await client.xinfo('CONSUMERS', stream, name)) as unknown[][]) {
           const c = record(rawConsumer);
+          const on = `${name}\n${c.name}`;
+          consumerStreams.set(on, [...(consumerStreams.get(on) ?? []), stream]);
           const existing = known.get(c.name!);
           if (existing) {
             existing.pending += Number(c.pending);
@@ -130,9 +169,31 @@ export class RedisInspector implements BusInspector {
       }
     };
     for (const stream of streams) await visit(stream);
-    for (const group of groups.keys()) await visit(replayStreamKey(prefix, group));
+    // Every group has a replay stream from its first subscription on, so a group whose processes
+    // beat shows before any of its streams is registered (no event published yet).
+    const named = new Set([...groups.keys(), ...beats.flatMap((b) => b.groups)]);
+    for (const group of named) await visit(replayStreamKey(prefix, group));
     for (const [name, group] of groups) {
-      group.consumers = [...consumers.get(name)!.values()].sort((a, b) => a.name.localeCompare(b.name));
+      const listed: ConsumerStatus[] = [];
+      for (const consumer of consumers.get(name)!.values()) {
+        let forgotten = isForgettable(consumer, this.forgetAfterMs, now);
+        if (forgotten) {
+          for (const stream of consumerStreams.get(`${name}\n${consumer.name}`) ?? []) {
+            const deleted = await client.eval(
+              DELETE_IDLE_CONSUMER,
+              1,
+              stream,
+              name,
+              consumer.name,
+              this.forgetAfterMs,
+            );
+            if (deleted === -1) forgotten = false;
+          }
+        }
+        if (!forgotten) listed.push(consumer);
+      }
+      listed.push(...consumersNotYetSeen(name, listed, beats, this.interval, now));
+      group.consumers = listed.sort((a, b) => a.name.localeCompare(b.name));
       group.deadLettered = await client.xlen(deadLetterStreamKey(prefix, name));
     }
     return [...groups.values()].sort((a, b) => a.group.localeCompare(b.group));

@@ -1,9 +1,13 @@
 import { deadLetterStreamKey } from '../../events/streams.js';
+import {
+  consumersNotYetSeen,
+  DEFAULT_FORGET_DEAD_CONSUMERS_AFTER_MS,
+  isForgettable,
+} from '../consumer-report.js';
 import { describeConsumer } from '../consumers.js';
 import type { BusInspector, GroupStatus, ProcessHeartbeat } from '../types.js';
 import type { SqliteBusDatabase } from './database.js';
 
-/** A heartbeat older than this many intervals means the process is gone (as on Redis). */
 /** Heartbeats silent this long are forgotten. */
 const FORGET_AFTER_MS = 86_400_000;
 
@@ -13,19 +17,28 @@ export interface SqliteInspectorOptions {
   prefix: string;
   /** How often processes beat, in ms; a consumer is dead after 3 missed beats. @defaultValue 5000 */
   heartbeatIntervalMs?: number;
+  /**
+   * A dead consumer with nothing pending is deleted once it has been dead and idle this long, so
+   * restarted processes do not pile up. @defaultValue 3600000 (1 h)
+   */
+  forgetDeadConsumersAfterMs?: number;
 }
 
 /**
  * Consumer group state of the embedded bus (`bus_groups`, `bus_pending`, `bus_consumers`) and
- * process heartbeats (`bus_heartbeats`), in the same shape as the Redis inspector reports them.
+ * process heartbeats (`bus_heartbeats`), in the same shape as the Redis inspector reports them:
+ * with the consumers of live processes that have not read yet, and without consumers dead and
+ * idle for {@link SqliteInspectorOptions.forgetDeadConsumersAfterMs}, which it deletes.
  */
 export class SqliteInspector implements BusInspector {
   private readonly database: SqliteBusDatabase;
   private readonly interval: number;
+  private readonly forgetAfterMs: number;
 
   constructor(private readonly options: SqliteInspectorOptions) {
     this.database = options.database;
     this.interval = options.heartbeatIntervalMs ?? 5000;
+    this.forgetAfterMs = options.forgetDeadConsumersAfterMs ?? DEFAULT_FORGET_DEAD_CONSUMERS_AFTER_MS;
   }
 
   async beat(heartbeat: ProcessHeartbeat, stopped = false): Promise<void> {
@@ -131,16 +144,35 @@ export class SqliteInspector implements BusInspector {
       group.pending += row.pending;
       if (oldest !== null) group.oldestPendingAgeMs = Math.max(group.oldestPendingAgeMs ?? 0, oldest);
     }
+    // Only if still idle and holding nothing when deleted: its process may be alive after all.
+    const forget = this.database.statement(
+      `DELETE FROM bus_consumers WHERE group_name = @group AND consumer = @name AND seen_ms <= @before
+          AND NOT EXISTS (SELECT 1 FROM bus_pending p WHERE p.group_name = @group AND p.consumer = @name)`,
+    );
+    const forgotten: { group: string; name: string }[] = [];
     for (const group of groups.values()) {
       const rows = consumersOf.all({ group: group.group }) as {
         name: string;
         pending: number;
         seen: number;
       }[];
-      group.consumers = rows.map((c) =>
+      const consumers = rows.map((c) =>
         describeConsumer(group.group, c.name, c.pending, Math.max(0, now - c.seen), alive, this.interval),
       );
+      group.consumers = consumers.filter((c) => {
+        if (!isForgettable(c, this.forgetAfterMs, now)) return true;
+        forgotten.push({ group: group.group, name: c.name });
+        return false;
+      });
+      group.consumers.push(...consumersNotYetSeen(group.group, group.consumers, beats, this.interval, now));
+      group.consumers.sort((a, b) => a.name.localeCompare(b.name));
       group.deadLettered = deadLettered.get(deadLetterStreamKey(prefix, group.group)) as number;
+    }
+    if (forgotten.length > 0) {
+      const before = now - this.forgetAfterMs;
+      await this.database.write(() => {
+        for (const { group, name } of forgotten) forget.run({ group, name, before });
+      });
     }
     return [...groups.values()];
   }
