@@ -7,7 +7,7 @@
  * @example
  * const settings = await loadNotifierSettings('notifier.yaml');
  * const notifier = createNotifier({ settings, state: createRedisNotifierState({ client: redis }) });
- * // Run notifier.handle in the `printery-notifier` group, reading notifier.eventTypes.
+ * router.addHandler(notifierRegistration(notifier)); // `printery-notifier`, from its settings' startFrom
  *
  * @module
  */
@@ -45,10 +45,13 @@ export {
   createNotifier,
   createNotifierHandler,
   type DeliveryReport,
+  NOTIFIER_GROUP,
   NotificationDeliveryError,
   type Notifier,
   type NotifierOptions,
+  type NotifierRegistrationOptions,
   type NotifierStats,
+  notifierRegistration,
 } from './notifier.js';
 export type { RateLimit, RateLimiter } from './rate-limit.js';
 export { MemoryRateLimiter, RedisRateLimiter } from './rate-limit.js';
@@ -63,6 +66,7 @@ export {
   type RouteSettings,
   SEVERITIES,
   type Severity,
+  START_FROM,
 } from './settings.js';
 export {
   createMemoryNotifierState,

@@ -1,3 +1,4 @@
+import type { HandlerRegistration } from '../../bus/router.js';
 import type { Handler, HandlerContext } from '../../bus/types.js';
 import { describeCause, MateriError } from '../../errors/index.js';
 import type { DeploymentEvent } from '../../events/envelope.js';
@@ -79,13 +80,50 @@ export class NotificationDeliveryError extends MateriError {
   }
 }
 
+/** The notifier's consumer group. */
+export const NOTIFIER_GROUP = 'printery-notifier';
+
 /** The notifier: a bus handler plus what the router needs to subscribe it. */
 export interface Notifier {
   /** The handler to run in the `printery-notifier` group. */
   readonly handle: Handler;
   /** Event types and patterns the group should read for these settings. */
   readonly eventTypes: string[];
+  /**
+   * Where the group starts when it is created (the settings' `startFrom`, `latest` by default):
+   * a first start announces only what happens from then on, not the streams' history. Streams
+   * that appear later (a new stage) are read from their beginning, their events being new.
+   */
+  readonly startFrom: 'latest' | 'beginning';
   stats(): NotifierStats;
+}
+
+/** Options of {@link notifierRegistration}. */
+export type NotifierRegistrationOptions = Partial<
+  Pick<HandlerRegistration, 'concurrency' | 'claimIdleMs' | 'maxDeliveries' | 'backoff' | 'instances'>
+>;
+
+/**
+ * The router registration of a notifier: handler `notifier` in the `printery-notifier` group,
+ * reading its event types, 5 at once, and — for a new group — from where its settings say.
+ *
+ * @example
+ * router.addHandler(notifierRegistration(createNotifier({ settings, state }), { claimIdleMs }));
+ */
+export function notifierRegistration(
+  notifier: Notifier,
+  options: NotifierRegistrationOptions = {},
+): HandlerRegistration {
+  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  return {
+    name: 'notifier',
+    group: NOTIFIER_GROUP,
+    types: [...notifier.eventTypes],
+    concurrency: 5,
+    startFrom: notifier.startFrom,
+    ...defined,
+    handler: notifier.handle,
+  };
 }
 
 const OUTCOME = {
@@ -268,6 +306,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
   return {
     handle,
     eventTypes: notifierEventTypes(settings),
+    startFrom: settings.startFrom,
     stats: () => structuredClone(counts),
   };
 }

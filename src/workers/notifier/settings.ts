@@ -25,6 +25,9 @@ export const SEVERITIES: readonly Severity[] = ['info', 'warning', 'critical'];
 export const CHANNEL_TYPES = ['slack', 'email', 'pagerduty', 'alertmanager', 'webhook', 'status'] as const;
 export type ChannelType = (typeof CHANNEL_TYPES)[number];
 
+/** Where a new notifier group starts reading: see `startFrom` in docs/workers/notifier.md. */
+export const START_FROM = ['latest', 'beginning'] as const;
+
 /** A channel name appears in Redis keys and in `target` of NotificationSent events. */
 export const CHANNEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
@@ -168,6 +171,11 @@ const settingsSchema = z
     routes: z.array(route).min(1, 'at least one route is needed'),
     rateLimit: rateLimit.default({ perChannel: 30, windowMs: 60_000 }),
     templates: templates.default({}),
+    /**
+     * Where the `printery-notifier` group starts reading when it is created (first start): at
+     * the end of the streams (`latest`, so history is not announced again), or at their start.
+     */
+    startFrom: z.enum(START_FROM).default('latest'),
   })
   .superRefine((settings, ctx) => {
     for (const [i, r] of settings.routes.entries()) {
