@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Router } from '../../src/bus/router.js';
 import type { OutgoingEvent } from '../../src/bus/types.js';
 import { DeploymentStatus } from '../../src/events/index.js';
 import { sqliteBackend } from '../store/backends.js';
@@ -17,6 +18,25 @@ declare const document: {
   body: { innerText: string };
 };
 declare const sessionStorage: { getItem(key: string): string | null };
+
+/** The little of the DOM the layout test measures with. */
+interface DomNode {
+  textContent: string | null;
+}
+interface DomElement extends DomNode {
+  scrollWidth: number;
+  clientWidth: number;
+  classList: { contains(name: string): boolean };
+}
+interface DomDocument {
+  querySelectorAll(selector: string): Iterable<DomElement>;
+  createTreeWalker(root: DomElement, whatToShow: number): { nextNode(): DomNode | null };
+  createRange(): {
+    setStart(node: DomNode, offset: number): void;
+    setEnd(node: DomNode, offset: number): void;
+    getClientRects(): Iterable<{ top: number }>;
+  };
+}
 
 const artifacts = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const XSS = '<img src=x onerror=alert(1)>';
@@ -317,6 +337,104 @@ describe('Shield dashboard in a browser', () => {
     // The harness beats like a worker process, so the projection's consumer shows alive.
     expect(await page.locator('#workers tr[data-group="shield"] td').nth(4).textContent()).toBe('1 alive');
     expect(await page.locator('img').count()).toBe(0);
+    expect(problems).toEqual([]);
+  });
+
+  it('keeps every word of the Operations tables on one line at 1400 px', async () => {
+    // What a real installation shows: long group names, event types and errors, several processes.
+    const router = new Router({ subscriber: harness.bus.subscriber, publisher: harness.bus.publisher });
+    for (const [group, type] of [
+      ['printery-dependency-checker', 'dependency:check:started'],
+      ['printery-health-monitor', 'health:check:started'],
+    ] as const) {
+      router.addHandler({ name: group, group, types: [type], handler: async () => {} });
+    }
+    await router.start();
+    // Worker processes on other machines, as their heartbeats describe them.
+    const processes = ['dependency-checker', 'health-monitor', 'notifier'].map((worker, i) => ({
+      host: `build-host-0${i + 7}.ci.internal`,
+      pid: 48_213 + i,
+      role: `worker ${worker}`,
+      groups: [`printery-${worker}`, 'shield'],
+      startedAt: new Date(),
+      beatAt: new Date(),
+    }));
+    for (const beat of processes) await harness.bus.inspector.beat(beat);
+    const errors = [
+      'Unrecoverable: payload does not match materi.events.v1.HealthCheckStartedEvent: services[0].endpoints is required',
+      'connect ECONNREFUSED 127.0.0.1:5432 (postgres-main, critical) after 5 attempts with backoff; giving up',
+      'deadline exceeded',
+    ];
+    const recorded: string[] = [];
+    for (const [i, error] of errors.entries()) {
+      const eventId = randomUUID();
+      const { id } = await harness.failedEvents.record({
+        dlqEntryId: `${i + 2}-0`,
+        sourceStream: `${harness.prefix}:dependency:check:started`,
+        entryId: `170000000000${i}-0`,
+        eventId,
+        eventType: i === 0 ? 'health:check:started' : 'dependency:check:started',
+        group: i === 0 ? 'printery-health-monitor' : 'printery-dependency-checker',
+        consumer: 'printery-dependency-checker:build-host-07:48213:3',
+        attempts: 5,
+        error,
+        stack: '',
+        fields: { id: eventId },
+        correlationId: randomUUID(),
+        deploymentId: `dep-${randomUUID().slice(0, 12)}`,
+        firstFailedAt: new Date(),
+        lastFailedAt: new Date(),
+      });
+      recorded.push(id);
+    }
+    const wide = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    try {
+      await wide.goto(`${harness.url}/operations`);
+      for (const id of recorded) await wide.locator(`#dlq tr[data-failed-event="${id}"]`).waitFor();
+      await wide.locator('#workers tr[data-group="printery-health-monitor"]').waitFor();
+      await wide.locator('#workers tr', { hasText: processes.at(-1)!.host }).waitFor();
+      await wide.screenshot({ path: `${artifacts}operations-1400.png`, fullPage: true });
+      // Every word of every header and cell, measured where it is drawn: a word broken across lines
+      // has boxes on two lines. Names, ids and times must not break at all (not even at a hyphen);
+      // free text (errors, lists) may wrap between words, including after a hyphen.
+      const broken = await wide.evaluate(() => {
+        const found: string[] = [];
+        const doc = document as unknown as DomDocument;
+        const segmenter = new Intl.Segmenter('en', { granularity: 'word' });
+        for (const cell of doc.querySelectorAll('.operations th, .operations td')) {
+          const freeText = cell.classList.contains('wrap');
+          const walker = doc.createTreeWalker(cell, 4);
+          for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            const text = node.textContent ?? '';
+            const words = freeText
+              ? [...segmenter.segment(text)]
+                  .filter((s) => s.isWordLike)
+                  .map((s) => ({ at: s.index, word: s.segment }))
+              : [...text.matchAll(/\S+/g)].map((m) => ({ at: m.index, word: m[0] }));
+            for (const { at, word } of words) {
+              const range = doc.createRange();
+              range.setStart(node, at);
+              range.setEnd(node, at + word.length);
+              const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+              if (lines.size > 1) found.push(word);
+            }
+          }
+        }
+        return found;
+      });
+      expect(broken).toEqual([]);
+      // The tables fit the page: nothing is cut off or needs scrolling at this width.
+      const overflow = await wide.evaluate(() =>
+        [...(document as unknown as DomDocument).querySelectorAll('.operations .table-scroll')].map(
+          (box) => box.scrollWidth - box.clientWidth,
+        ),
+      );
+      expect(overflow).toEqual([0, 0, 0]);
+    } finally {
+      await wide.close();
+      for (const beat of processes) await harness.bus.inspector.beat(beat, true);
+      await router.close(500);
+    }
     expect(problems).toEqual([]);
   });
 

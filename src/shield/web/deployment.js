@@ -3,24 +3,26 @@
 import { deploymentActions } from './actions.js';
 import { api } from './api.js';
 import { serviceCharts } from './charts.js';
-import { ACTIVE, badge, externalLink, fill, formatDuration, formatTime, h, link } from './dom.js';
+import { ACTIVE, badge, externalLink, fill, formatDuration, formatTime, h, link, scrollable } from './dom.js';
 import { renderGantt } from './gantt.js';
 import { blockedText, deploymentTitle } from './live.js';
 
 function table(headers, rows) {
-  return h(
-    'table',
-    {},
+  return scrollable(
     h(
-      'thead',
+      'table',
       {},
       h(
-        'tr',
+        'thead',
         {},
-        headers.map((t) => h('th', {}, t)),
+        h(
+          'tr',
+          {},
+          headers.map((t) => h('th', {}, t)),
+        ),
       ),
+      h('tbody', {}, rows),
     ),
-    h('tbody', {}, rows),
   );
 }
 

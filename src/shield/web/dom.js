@@ -54,6 +54,14 @@ export function externalLink(value) {
   return document.createTextNode(value);
 }
 
+/**
+ * A table in a box that scrolls sideways when the window is narrower than the table: columns are
+ * as wide as their longest word, so words never break to make room.
+ */
+export function scrollable(table) {
+  return h('div', { class: 'table-scroll' }, table);
+}
+
 /** Replaces an element's children. */
 export function fill(el, ...children) {
   el.replaceChildren();

@@ -1,6 +1,6 @@
 // History: every deployment, newest first, filtered by environment, service and status.
 import { api } from './api.js';
-import { badge, fill, formatDuration, formatTime, h, link } from './dom.js';
+import { badge, fill, formatDuration, formatTime, h, link, scrollable } from './dom.js';
 
 const STATUSES = ['', 'PENDING', 'RUNNING', 'SUCCESS', 'FAILURE', 'ROLLED_BACK', 'CANCELLED'];
 
@@ -44,28 +44,30 @@ export class HistoryPanel {
       { class: 'panel', id: 'history' },
       h('h2', {}, 'History'),
       form,
-      h(
-        'table',
-        { class: 'history' },
+      scrollable(
         h(
-          'thead',
-          {},
+          'table',
+          { class: 'history' },
           h(
-            'tr',
+            'thead',
             {},
-            [
-              'Started',
-              'Deployment',
-              'Project',
-              'Version',
-              'Environment',
-              'Services',
-              'Status',
-              'Duration',
-            ].map((t) => h('th', {}, t)),
+            h(
+              'tr',
+              {},
+              [
+                'Started',
+                'Deployment',
+                'Project',
+                'Version',
+                'Environment',
+                'Services',
+                'Status',
+                'Duration',
+              ].map((t) => h('th', {}, t)),
+            ),
           ),
+          this.body,
         ),
-        this.body,
       ),
       this.message,
       this.more,

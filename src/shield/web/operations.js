@@ -1,6 +1,6 @@
 // Operations: dead-lettered events with replay, and the consumer groups' health.
 import { api } from './api.js';
-import { fill, formatDuration, formatTime, h } from './dom.js';
+import { fill, formatDuration, formatTime, h, scrollable } from './dom.js';
 
 const REFRESH_MS = 5000;
 
@@ -20,21 +20,23 @@ export class OperationsView {
         'section',
         { class: 'panel', id: 'dlq' },
         h('h2', {}, 'Dead letters ', refresh),
-        h(
-          'table',
-          {},
+        scrollable(
           h(
-            'thead',
+            'table',
             {},
             h(
-              'tr',
+              'thead',
               {},
-              ['Id', 'Group', 'Event', 'Deployment', 'Attempts', 'Error', 'Last failure', 'Status', ''].map(
-                (t) => h('th', {}, t),
+              h(
+                'tr',
+                {},
+                ['Id', 'Group', 'Event', 'Deployment', 'Attempts', 'Error', 'Last failure', 'Status', ''].map(
+                  (t) => h('th', {}, t),
+                ),
               ),
             ),
+            this.dlqBody,
           ),
-          this.dlqBody,
         ),
         this.dlqMessage,
       ),
@@ -42,36 +44,40 @@ export class OperationsView {
         'section',
         { class: 'panel', id: 'workers' },
         h('h2', {}, 'Worker groups'),
-        h(
-          'table',
-          {},
+        scrollable(
           h(
-            'thead',
+            'table',
             {},
             h(
-              'tr',
+              'thead',
               {},
-              ['Group', 'Lag', 'Pending', 'Oldest pending', 'Consumers', 'Dead letters'].map((t) =>
-                h('th', {}, t),
+              h(
+                'tr',
+                {},
+                ['Group', 'Lag', 'Pending', 'Oldest pending', 'Consumers', 'Dead letters'].map((t) =>
+                  h('th', {}, t),
+                ),
               ),
             ),
+            this.groupsBody,
           ),
-          this.groupsBody,
         ),
         h('h3', {}, 'Processes'),
-        h(
-          'table',
-          {},
+        scrollable(
           h(
-            'thead',
-            {},
+            'table',
+            { class: 'processes' },
             h(
-              'tr',
+              'thead',
               {},
-              ['Process', 'Role', 'Groups', 'Started', 'Last beat', 'State'].map((t) => h('th', {}, t)),
+              h(
+                'tr',
+                {},
+                ['Process', 'Role', 'Groups', 'Started', 'Last beat', 'State'].map((t) => h('th', {}, t)),
+              ),
             ),
+            this.processesBody,
           ),
-          this.processesBody,
         ),
         this.workersMessage,
       ),
@@ -124,10 +130,10 @@ export class OperationsView {
       h('td', {}, row.eventType || '–'),
       h('td', {}, row.deploymentId || '–'),
       h('td', {}, String(row.attempts)),
-      h('td', { class: 'error-text' }, row.error),
-      h('td', {}, formatTime(row.lastFailedAt)),
+      h('td', { class: 'error-text wrap' }, row.error),
+      h('td', { class: 'wrap' }, formatTime(row.lastFailedAt)),
       h('td', {}, row.status),
-      h('td', {}, row.status === 'purged' ? null : replay, result),
+      h('td', { class: 'wrap' }, row.status === 'purged' ? null : replay, result),
     );
   }
 
@@ -157,7 +163,7 @@ export class OperationsView {
             {},
             h('td', {}, `${p.host} pid ${p.pid}`),
             h('td', {}, p.role),
-            h('td', {}, p.groups.join(', ')),
+            h('td', { class: 'wrap' }, p.groups.join(', ')),
             h('td', {}, formatTime(p.startedAt)),
             h('td', {}, formatTime(p.beatAt)),
             h('td', {}, p.alive ? 'alive' : 'dead'),
