@@ -1,4 +1,7 @@
-import type { DeploymentView } from '../orchestrator/index.js';
+import { type DeploymentView, FINAL_STATUSES, GATES, type SagaState } from '../orchestrator/index.js';
+
+type GateName = keyof typeof GATES;
+type PublishedRecord = SagaState['events'][number];
 
 const EXIT_CODES: Record<string, number> = { SUCCESS: 0, FAILURE: 1, ROLLED_BACK: 3, CANCELLED: 4 };
 
@@ -8,61 +11,57 @@ export function exitCodeFor(status: string): number {
 }
 
 function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
+  // Clamped: a clock stepping back must not make a duration negative.
+  return `${(Math.max(0, ms) / 1000).toFixed(1)} s`;
 }
 
+/** One line of progress: a published event or a gate's verdict. */
+interface Step {
+  key: string;
+  /** Keys of the steps that must be printed first. */
+  after: string[];
+  event?: PublishedRecord;
+  gate?: GateName;
+}
+
+const STAGE_EVENT = /^deployment:stage:(.+):(started|completed)$/;
+
 /**
- * Turns successive views of a deployment into progress lines: each published event and each gate
- * verdict once, in order. On a terminal, a spinner line shows what the deployment waits on.
+ * Turns successive views of a deployment into progress lines, each once, in the deployment's own
+ * order. On a terminal, a spinner line shows what the deployment waits on.
+ *
+ * The order is the saga's step sequence — the order of `state.events` — with each gate's verdict
+ * right after the gate's request, not the order of timestamps: a verdict and the next step often
+ * share a millisecond, and clocks step. Successive views need not agree (two saves of the saga can
+ * land out of order), so steps are remembered by id, and a step whose cause has not been seen yet
+ * (a stage's completion before its start, a result before its request) waits for it, until the
+ * deployment ends.
  */
 export class ProgressPrinter {
-  private printedEvents = 0;
-  private readonly printedGates = new Set<string>();
+  private readonly printed = new Set<string>();
   private spinner = 0;
   private transient = false;
 
   constructor(
-    private readonly out: NodeJS.WriteStream,
+    private readonly out: NodeJS.WritableStream & { isTTY?: boolean },
     private readonly json: boolean,
   ) {}
 
   update(view: DeploymentView): void {
-    // Published events and gate verdicts, interleaved by time, each printed once.
-    const items: { at: number; print: () => void }[] = [];
-    view.state.events.slice(this.printedEvents).forEach((event) => {
-      items.push({
-        at: Date.parse(event.time),
-        print: () => {
-          if (this.json) this.out.write(`${JSON.stringify({ deployment_id: view.id, ...event })}\n`);
-          else {
-            const line = this.describe(view, event.type, event.data as Record<string, unknown>);
-            if (line) this.line(line);
-          }
-        },
-      });
-    });
-    this.printedEvents = view.state.events.length;
-    if (!this.json) {
-      for (const [gate, state] of Object.entries(view.state.gates)) {
-        if (!state?.completedAt || this.printedGates.has(gate)) continue;
-        this.printedGates.add(gate);
-        const ok = !/FAILED|UNHEALTHY|ERRORED|TIMED_OUT|ROLLBACK/.test(state.verdict ?? '');
-        items.push({
-          at: state.completedAt,
-          print: () =>
-            this.line(
-              `${ok ? '✓' : '✗'} ${gate} ${state.verdict?.replace(':ROLLBACK', '')} (${seconds(state.completedAt! - state.requestedAt)})${state.message && !ok ? `: ${state.message}` : ''}`,
-            ),
-        });
-      }
+    const ended = FINAL_STATUSES.includes(view.status);
+    const steps = this.steps(view);
+    // Print the earliest step whose causes are printed, again and again: printing one can release
+    // a step held earlier in the list. Once the deployment has ended nothing more will come, so
+    // whatever still waits for a cause is printed too.
+    for (;;) {
+      const next = steps.find(
+        (step) => !this.printed.has(step.key) && (ended || step.after.every((key) => this.printed.has(key))),
+      );
+      if (!next) break;
+      this.print(view, next);
     }
-    for (const item of items.sort((a, b) => a.at - b.at)) item.print();
-    if (
-      !this.json &&
-      this.out.isTTY &&
-      view.blockedOn &&
-      !['SUCCESS', 'FAILURE', 'ROLLED_BACK', 'CANCELLED'].includes(view.status)
-    ) {
+    if (ended) return;
+    if (!this.json && this.out.isTTY && view.blockedOn) {
       const frames = '⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏';
       const waited = Math.round((Date.now() - Date.parse(view.blockedOn.since)) / 1000);
       this.out.write(
@@ -70,6 +69,64 @@ export class ProgressPrinter {
       );
       this.transient = true;
     }
+  }
+
+  /** The view's steps in the saga's order, each with the steps it follows from. */
+  private steps(view: DeploymentView): Step[] {
+    const { events, gates } = view.state;
+    const started = events.find((e) => e.type === 'deployment:started');
+    const first = started ? [started.id] : [];
+    const gateOf = new Map<string, GateName>();
+    for (const [name, gate] of Object.entries(gates)) if (gate) gateOf.set(gate.requestId, name as GateName);
+    const steps: Step[] = [];
+    for (const event of events) {
+      const stage = STAGE_EVENT.exec(event.type);
+      const after =
+        event === started
+          ? []
+          : stage?.[2] === 'completed'
+            ? [...first, `stage:${stage[1]}`]
+            : event.type === 'rollback:completed'
+              ? [...first, 'rollback']
+              : first;
+      steps.push({ key: event.id, after, event });
+      const gate = gateOf.get(event.id);
+      if (gate && !this.json && gates[gate]?.completedAt)
+        steps.push({ key: `gate:${gate}`, after: [event.id], gate });
+    }
+    // A verdict whose request is not in the list (a saga resumed after a crash between publishing
+    // the request and recording it) goes after the last step that happened before it.
+    if (!this.json) {
+      for (const [name, gate] of Object.entries(gates)) {
+        if (!gate?.completedAt || events.some((e) => e.id === gate.requestId)) continue;
+        const at = steps.findIndex((s) => s.event && Date.parse(s.event.time) > gate.completedAt!);
+        const step: Step = { key: `gate:${name}`, after: first, gate: name as GateName };
+        if (at < 0) steps.push(step);
+        else steps.splice(at, 0, step);
+      }
+    }
+    return steps;
+  }
+
+  private print(view: DeploymentView, step: Step): void {
+    this.printed.add(step.key);
+    const { event } = step;
+    if (event) {
+      const stage = STAGE_EVENT.exec(event.type);
+      if (stage?.[2] === 'started') this.printed.add(`stage:${stage[1]}`);
+      if (event.type === 'rollback:initiated') this.printed.add('rollback');
+      if (this.json) this.out.write(`${JSON.stringify({ deployment_id: view.id, ...event })}\n`);
+      else {
+        const line = this.describe(view, event.type, event.data as Record<string, unknown>);
+        if (line) this.line(line);
+      }
+      return;
+    }
+    const gate = view.state.gates[step.gate!]!;
+    const ok = !/FAILED|UNHEALTHY|ERRORED|TIMED_OUT|ROLLBACK/.test(gate.verdict ?? '');
+    this.line(
+      `${ok ? '✓' : '✗'} ${step.gate} ${gate.verdict?.replace(':ROLLBACK', '')} (${seconds(gate.completedAt! - gate.requestedAt)})${gate.message && !ok ? `: ${gate.message}` : ''}`,
+    );
   }
 
   private line(text: string): void {
@@ -81,10 +138,10 @@ export class ProgressPrinter {
   private describe(view: DeploymentView, type: string, data: Record<string, unknown>): string | undefined {
     if (type === 'deployment:started')
       return `▶ deploying ${view.project} ${view.version} to ${view.environment} (${view.id})`;
-    if (type === 'validation:started') return '… validation gate (printery-validator)';
-    if (type === 'dependency:check:started') return '… dependency gate (printery-dependency-checker)';
-    if (type === 'health:check:started') return '… health gate (printery-health-monitor)';
-    const stage = /^deployment:stage:(.+):(started|completed)$/.exec(type);
+    if (type === 'validation:started') return `… validation gate (${GATES.validation.group})`;
+    if (type === 'dependency:check:started') return `… dependency gate (${GATES.dependency.group})`;
+    if (type === 'health:check:started') return `… health gate (${GATES.health.group})`;
+    const stage = STAGE_EVENT.exec(type);
     if (stage?.[2] === 'started') return `… stage ${stage[1]} (${data.provider ?? ''})`;
     if (stage?.[2] === 'completed') {
       const ok = data.status === 'DEPLOYMENT_STATUS_SUCCESS';
