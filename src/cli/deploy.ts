@@ -100,12 +100,7 @@ export function registerDeployCommands(program: Command): void {
           printer,
         );
       }
-      if (options.json)
-        process.stdout.write(
-          `${JSON.stringify({ id: final.id, status: final.status, reason: final.reason })}\n`,
-        );
-      else if (final.reason && final.status !== 'SUCCESS')
-        process.stderr.write(`materi: ${final.status}: ${final.reason}\n`);
+      // The printer's last line is the summary (with --json, the result): the reason, once.
       process.exitCode = exitCodeFor(final.status);
     });
 

@@ -28,7 +28,9 @@ const STAGE_EVENT = /^deployment:stage:(.+):(started|completed)$/;
 
 /**
  * Turns successive views of a deployment into progress lines, each once, in the deployment's own
- * order. On a terminal, a spinner line shows what the deployment waits on.
+ * order, and ends with one summary line that carries the outcome and, unless it succeeded, the
+ * reason (the step lines do not repeat it). On a terminal, a spinner line shows what the
+ * deployment waits on.
  *
  * The order is the saga's step sequence — the order of `state.events` — with each gate's verdict
  * right after the gate's request, not the order of timestamps: a verdict and the next step often
@@ -39,6 +41,7 @@ const STAGE_EVENT = /^deployment:stage:(.+):(started|completed)$/;
  */
 export class ProgressPrinter {
   private readonly printed = new Set<string>();
+  private summarized = false;
   private spinner = 0;
   private transient = false;
 
@@ -60,7 +63,10 @@ export class ProgressPrinter {
       if (!next) break;
       this.print(view, next);
     }
-    if (ended) return;
+    if (ended) {
+      this.summarize(view);
+      return;
+    }
     if (!this.json && this.out.isTTY && view.blockedOn) {
       const frames = '⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏';
       const waited = Math.round((Date.now() - Date.parse(view.blockedOn.since)) / 1000);
@@ -124,9 +130,33 @@ export class ProgressPrinter {
     }
     const gate = view.state.gates[step.gate!]!;
     const ok = !/FAILED|UNHEALTHY|ERRORED|TIMED_OUT|ROLLBACK/.test(gate.verdict ?? '');
+    // A failing verdict fails the deployment: its message is the reason, which the summary carries.
     this.line(
-      `${ok ? '✓' : '✗'} ${step.gate} ${gate.verdict?.replace(':ROLLBACK', '')} (${seconds(gate.completedAt! - gate.requestedAt)})${gate.message && !ok ? `: ${gate.message}` : ''}`,
+      `${ok ? '✓' : '✗'} ${step.gate} ${gate.verdict?.replace(':ROLLBACK', '')} (${seconds(gate.completedAt! - gate.requestedAt)})`,
     );
+  }
+
+  /** The last line: the outcome, how long it took and, unless it succeeded, why. */
+  private summarize(view: DeploymentView): void {
+    if (this.summarized) return;
+    this.summarized = true;
+    if (this.json) {
+      this.out.write(`${JSON.stringify({ id: view.id, status: view.status, reason: view.reason })}\n`);
+      return;
+    }
+    const { state } = view;
+    const end = state.finishedAt ?? Date.parse(view.finishedAt ?? view.updatedAt);
+    const took = end - (state.startedAt ?? Date.parse(view.createdAt));
+    const ok = view.status === 'SUCCESS';
+    this.line(
+      `${ok ? '✔' : '■'} ${view.status} in ${seconds(took)}${!ok && view.reason ? ` — ${view.reason}` : ''}`,
+    );
+    // Stages that failed alongside the one the reason names would otherwise go unexplained.
+    for (const [name, stage] of Object.entries(state.stages)) {
+      if (!stage.error || stage.status === 'cancelled' || state.failure?.stage === name) continue;
+      if (view.reason?.includes(stage.error)) continue;
+      this.line(`  also failed: stage ${name}: ${stage.error}`);
+    }
   }
 
   private line(text: string): void {
@@ -144,10 +174,19 @@ export class ProgressPrinter {
     const stage = STAGE_EVENT.exec(type);
     if (stage?.[2] === 'started') return `… stage ${stage[1]} (${data.provider ?? ''})`;
     if (stage?.[2] === 'completed') {
-      const ok = data.status === 'DEPLOYMENT_STATUS_SUCCESS';
-      return `${ok ? '✓' : '✗'} stage ${stage[1]} (${seconds(Number(data.durationMs ?? 0))})${ok ? '' : `: ${data.errorMessage ?? ''}`}`;
+      const took = seconds(Number(data.durationMs ?? 0));
+      if (data.status === 'DEPLOYMENT_STATUS_SUCCESS') return `✓ stage ${stage[1]} (${took})`;
+      if (data.status === 'DEPLOYMENT_STATUS_CANCELLED') return `■ stage ${stage[1]} cancelled (${took})`;
+      // Its error is in the reason the summary prints (or under "also failed").
+      return `✗ stage ${stage[1]} failed (${took})`;
     }
-    if (type === 'deployment:failed') return `✗ failed: ${data.reason}`;
+    if (type === 'deployment:failed') {
+      // Where, not why: the summary line carries the reason.
+      const where = data.failedStage
+        ? `stage ${data.failedStage}`
+        : (GATES[data.failedGate as GateName]?.label ?? String(data.failedGate ?? ''));
+      return `✗ deployment failed${where ? ` (${where})` : ''}`;
+    }
     if (type === 'rollback:initiated') {
       return `↺ rolling back ${(data.stagesToRollback as string[] | undefined)?.join(', ')} to ${data.previousVersion || '(no previous version)'}`;
     }
@@ -156,10 +195,7 @@ export class ProgressPrinter {
         ? `✓ rolled back to ${data.restoredVersion}`
         : `✗ rollback failed: ${data.errorMessage}`;
     }
-    if (type === 'deployment:completed') {
-      const status = String(data.status ?? '').replace('DEPLOYMENT_STATUS_', '');
-      return `${status === 'SUCCESS' ? '✔' : '■'} ${status} in ${seconds(Number(data.totalDurationMs ?? 0))}`;
-    }
+    // deployment:completed: the summary line says it.
     return undefined;
   }
 }

@@ -52,6 +52,10 @@ const gates = {
   validation: { requestId: 'e-validation', requestedAt: T0 + 5, deadlineAt: T0 + 60_000 },
 };
 
+function occurrences(text: string, part: string): number {
+  return text.split(part).length - 1;
+}
+
 describe('materi deploy progress: order', () => {
   it("prints a gate's verdict before the next step, also when both share a millisecond", () => {
     const p = printer();
@@ -147,6 +151,131 @@ describe('materi deploy progress: order', () => {
         { status: 'ROLLED_BACK', reason: 'health gate: api unhealthy' },
       ),
     );
-    expect(p.lines().slice(3)).toEqual(['✓ stage web (0.5 s)']);
+    expect(p.lines().slice(3)).toEqual([
+      '✓ stage web (0.5 s)',
+      '■ ROLLED_BACK in 0.1 s — health gate: api unhealthy',
+    ]);
+  });
+});
+
+describe('materi deploy progress: the failure reason', () => {
+  it('prints the reason of a rolled-back deployment once, on the summary line', () => {
+    const message = 'unhealthy over a 3000 ms window: api unhealthy (error rate 50% > 20%)';
+    const reason = `health gate: ${message}`;
+    const p = printer();
+    const health = event('e-health', 'health:check:started', 30);
+    const failing = {
+      events: [
+        started,
+        event('e-api', 'deployment:stage:api:started', 10, { provider: 'local' }),
+        event('e-api-done', 'deployment:stage:api:completed', 20, {
+          status: 'DEPLOYMENT_STATUS_SUCCESS',
+          durationMs: 200,
+        }),
+        health,
+      ],
+      gates: {
+        health: {
+          requestId: 'e-health',
+          requestedAt: T0 + 30,
+          deadlineAt: T0 + 60_000,
+          completedAt: T0 + 3030,
+          verdict: 'UNHEALTHY:ROLLBACK',
+          message,
+        },
+      },
+    };
+    p.printer.update(viewOf(failing));
+    const ended = [
+      ...failing.events,
+      event('e-failed', 'deployment:failed', 3031, { reason, failedGate: 'health', errorDetails: message }),
+      event('e-rb', 'rollback:initiated', 3032, { reason, previousVersion: 'v1', stagesToRollback: ['api'] }),
+      event('e-rb-done', 'rollback:completed', 3100, {
+        status: 'DEPLOYMENT_STATUS_SUCCESS',
+        restoredVersion: 'v1',
+      }),
+      event('e-done', 'deployment:completed', 3101, {
+        status: 'DEPLOYMENT_STATUS_ROLLED_BACK',
+        totalDurationMs: 3101,
+      }),
+    ];
+    p.printer.update(
+      viewOf(
+        { ...failing, events: ended, failure: { gate: 'health', reason }, finishedAt: T0 + 3101 },
+        { status: 'ROLLED_BACK', reason },
+      ),
+    );
+    expect(occurrences(p.text(), message)).toBe(1);
+    expect(p.lines().slice(4)).toEqual([
+      '✗ health UNHEALTHY (3.0 s)',
+      '✗ deployment failed (health gate)',
+      '↺ rolling back api to v1',
+      '✓ rolled back to v1',
+      `■ ROLLED_BACK in 3.1 s — ${reason}`,
+    ]);
+  });
+
+  it("prints a failed stage's error once, and the error of another stage that failed with it", () => {
+    const error = 'command exited with code 3: disk full on /var/lib/shop';
+    const reason = `stage folio failed: ${error}`;
+    const p = printer();
+    const stage = (name: string, message: string) => [
+      event(`e-${name}`, `deployment:stage:${name}:started`, 10, { provider: 'command' }),
+      event(`e-${name}-done`, `deployment:stage:${name}:completed`, 20, {
+        status: 'DEPLOYMENT_STATUS_FAILURE',
+        durationMs: 100,
+        errorMessage: message,
+      }),
+    ];
+    const stageState = (message: string) => ({
+      status: 'failed' as const,
+      services: [],
+      startedAt: T0 + 10,
+      finishedAt: T0 + 110,
+      attempts: 1,
+      artifacts: [],
+      error: message,
+    });
+    p.printer.update(
+      viewOf(
+        {
+          events: [
+            started,
+            ...stage('folio', error),
+            ...stage('docs', 'command exited with code 1'),
+            event('e-failed', 'deployment:failed', 30, { reason, failedStage: 'folio', failedGate: 'stage' }),
+          ],
+          stages: { folio: stageState(error), docs: stageState('command exited with code 1') },
+          failure: { gate: 'stage', stage: 'folio', reason, details: error },
+          finishedAt: T0 + 120,
+        },
+        { status: 'FAILURE', reason },
+      ),
+    );
+    expect(occurrences(p.text(), error)).toBe(1);
+    expect(p.lines().slice(1)).toEqual([
+      '… stage folio (command)',
+      '✗ stage folio failed (0.1 s)',
+      '… stage docs (command)',
+      '✗ stage docs failed (0.1 s)',
+      '✗ deployment failed (stage folio)',
+      `■ FAILURE in 0.1 s — ${reason}`,
+      '  also failed: stage docs: command exited with code 1',
+    ]);
+  });
+
+  it('with --json, ends with one result line carrying the reason', () => {
+    const p = printer(true);
+    const final = viewOf(
+      { events: [started], failure: { gate: 'cancel', reason: 'cancelled by ana' }, finishedAt: T0 + 5 },
+      { status: 'CANCELLED', reason: 'cancelled by ana' },
+    );
+    p.printer.update(final);
+    p.printer.update(final);
+    const lines = p.lines().map((line) => JSON.parse(line));
+    expect(lines).toEqual([
+      { deployment_id: 'dep-1', ...started },
+      { id: 'dep-1', status: 'CANCELLED', reason: 'cancelled by ana' },
+    ]);
   });
 });
