@@ -7,7 +7,7 @@ import { sleep } from '../bus/backoff.js';
 import { Router } from '../bus/router.js';
 import type { Publisher, Subscriber, SubscriptionObserver } from '../bus/types.js';
 import { BadInputError, ConflictError, NotFoundError } from '../errors/index.js';
-import { resolveEventType } from '../events/index.js';
+import { DeploymentStatus, resolveEventType } from '../events/index.js';
 import { type Logger, silentLogger } from '../runtime/logging.js';
 import { environmentLookup, type Lookup } from '../runtime/references.js';
 import type { Database } from '../store/index.js';
@@ -21,6 +21,7 @@ import {
   GATES,
   type Phase,
   type SagaState,
+  stepEventId,
 } from './state.js';
 
 /** Consumer group of the orchestrator: it reads the gates' result events. */
@@ -105,6 +106,8 @@ export class Orchestrator {
   private readonly leaseMs: number;
   private readonly pollMs: number;
   private readonly active = new Map<string, { saga: DeploymentSaga; done: Promise<unknown> }>();
+  /** Deployments ended by {@link Orchestrator.abandon} whose saga may still be stopping. */
+  private readonly abandoned = new Set<string>();
   private readonly results = new EventEmitter();
   private router: Router | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -239,6 +242,79 @@ export class Orchestrator {
       local.saga.rollbackOnCancel = options.rollback ?? false;
       local.saga.requestCancel();
     }
+    return this.view(await this.row(id));
+  }
+
+  /**
+   * The fail-safe after a cancel that did not settle (a provider that ignores its abort signal, an
+   * event bus that stays down): ends a deployment this instance runs as FAILURE with `reason`,
+   * releases its environment and publishes, as far as the bus allows within a second or two,
+   * `deployment:failed` and `deployment:completed`, so no record is left RUNNING. The saga, should
+   * it go on, finds it no longer owns the row and stops. A deployment that already ended, or that
+   * another instance runs, is left as it is. Resolves with its view.
+   */
+  async abandon(id: string, reason: string): Promise<DeploymentView> {
+    const row = await this.row(id);
+    if (FINAL_STATUSES.includes(row.status as DeploymentStatusName) || row.owner !== this.instanceId)
+      return this.view(row);
+    const state = JSON.parse(row.state) as SagaState;
+    const now = Date.now();
+    state.failure = { gate: 'cancel', reason };
+    const finishedAt = state.finishedAt ?? now;
+    state.finishedAt = finishedAt;
+    this.abandoned.add(id);
+    this.active.get(id)?.saga.requestCancel();
+    const ended = await this.db
+      .updateTable('orchestrator_deployments')
+      .set({
+        status: 'FAILURE',
+        phase: 'done',
+        state: JSON.stringify(state),
+        reason,
+        owner: null,
+        lease_until: 0,
+        updated_at: now,
+        finished_at: now,
+      })
+      .where('id', '=', id)
+      .where('owner', '=', this.instanceId)
+      .where('status', 'in', ['PENDING', 'RUNNING'])
+      .executeTakeFirst();
+    if (Number(ended.numUpdatedRows) !== 1) return this.view(await this.row(id));
+    this.active.delete(id);
+    await this.unlock(row);
+    this.logger.info({ deployment_id: id, reason }, 'deployment abandoned: its saga did not stop');
+    const context = { environment: row.environment, version: row.version, project: row.project };
+    const announce = async () => {
+      await this.options.publisher.publish({
+        id: stepEventId(id, 'failed'),
+        type: 'deployment:failed',
+        correlationId: row.correlation_id,
+        causationId: state.cause ?? '',
+        data: { deploymentId: id, reason, failedGate: 'cancel', ...context },
+      });
+      await this.options.publisher.publish({
+        id: stepEventId(id, 'completed:FAILURE'),
+        type: 'deployment:completed',
+        correlationId: row.correlation_id,
+        causationId: stepEventId(id, 'failed'),
+        data: {
+          deploymentId: id,
+          status: DeploymentStatus.FAILURE,
+          totalDurationMs: finishedAt - (state.startedAt ?? finishedAt),
+          ...context,
+        },
+      });
+    };
+    await Promise.race([
+      announce().catch((error) =>
+        this.logger.warn(
+          { err: error, deployment_id: id },
+          'cannot publish the end of an abandoned deployment',
+        ),
+      ),
+      sleep(2000),
+    ]);
     return this.view(await this.row(id));
   }
 
@@ -480,8 +556,9 @@ export class Orchestrator {
         this.logger.info({ deployment_id: row.id, status }, 'deployment finished');
         await this.unlock(row);
       } catch (error) {
-        if (error instanceof LostOwnershipError) this.logger.warn({ deployment_id: row.id }, error.message);
-        else this.logger.error({ err: error, deployment_id: row.id }, 'deployment saga crashed');
+        if (error instanceof LostOwnershipError) {
+          if (!this.abandoned.delete(row.id)) this.logger.warn({ deployment_id: row.id }, error.message);
+        } else this.logger.error({ err: error, deployment_id: row.id }, 'deployment saga crashed');
       } finally {
         this.active.delete(row.id);
       }

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { describeCause } from '../../errors/index.js';
 import { ProviderFailure } from './errors.js';
 import { OutputTail } from './output-tail.js';
-import { stopGroup } from './process-group.js';
+import { stopGroup, trackGroup } from './process-group.js';
 import { checkVersion, maskSecrets, resolveSettings } from './resolve-settings.js';
 import type { CommandSettings } from './settings.js';
 import type { ProviderContext, StageOutcome, StageProvider } from './types.js';
@@ -113,6 +113,8 @@ function runShell(
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    // Until the shell has exited (and, on abort, its group is gone), a forced exit can kill it.
+    const untrack = child.pid === undefined ? () => {} : trackGroup(child.pid);
     let aborted = false;
     let stopping: Promise<unknown> | undefined;
     const onAbort = () => {
@@ -137,6 +139,7 @@ function runShell(
       child.stderr.destroy();
       // On abort, wait until the whole group is gone, not just the shell.
       if (stopping) await stopping;
+      untrack();
       done({ ...result, output, aborted });
     };
     child.once('error', (error) => void finish({ code: null, signal: null, error }));

@@ -17,6 +17,7 @@ export {
   readLocalInstance,
   stopLocalInstance,
 } from './local.js';
+export { killGroupsInFlight } from './process-group.js';
 export { createProvider } from './registry.js';
 export { deployStage, rollbackStage, type StageRunOptions } from './run-stage.js';
 export {

@@ -10,6 +10,38 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 const POLL_MS = 25;
 
+/** Process groups led by commands that are still running (see {@link trackGroup}). */
+const inFlight = new Set<number>();
+
+/**
+ * Remembers a process group while the command leading it runs, so that a process which must exit
+ * at once (a second Ctrl-C) can still kill what it started ({@link killGroupsInFlight}) instead of
+ * leaving it orphaned. Returns the function that forgets the group.
+ */
+export function trackGroup(pgid: number): () => void {
+  inFlight.add(pgid);
+  return () => {
+    inFlight.delete(pgid);
+  };
+}
+
+/**
+ * SIGKILLs every process group of a command still running in this process, synchronously (safe
+ * right before `process.exit`); returns the groups it signalled.
+ */
+export function killGroupsInFlight(): number[] {
+  const killed: number[] = [];
+  for (const pgid of inFlight) {
+    try {
+      signalGroup(pgid, 'SIGKILL');
+      killed.push(pgid);
+    } catch {
+      // EPERM: not ours any more; nothing else to try on the way out.
+    }
+  }
+  return killed;
+}
+
 /** The fields of /proc/<pid>/stat after the command name (field 3 onwards), or undefined. */
 function statFields(pid: number): string[] | undefined {
   try {
