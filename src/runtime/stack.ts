@@ -26,6 +26,7 @@ import {
   createNotifier,
   createRedisNotifierState,
   loadNotifierSettings,
+  notifierRegistration,
   parseNotifierSettings,
 } from '../workers/notifier/index.js';
 import { createValidatorHandler, VALIDATOR_GROUP } from '../workers/validator/index.js';
@@ -183,13 +184,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         ? createRedisNotifierState({ client: bus.redis, prefix: `${bus.prefix}:notifier` })
         : createMemoryNotifierState();
       const notifier = createNotifier({ settings: notifierSettings, state, logger });
-      add(
-        'notifier',
-        notifier.handle,
-        notifier.eventTypes,
-        WORKER_DEFAULTS.notifier.group,
-        WORKER_DEFAULTS.notifier.concurrency,
+      // A new printery-notifier group starts where the settings say (default: the streams' end).
+      router.addHandler(
+        notifierRegistration(notifier, {
+          concurrency: options.concurrency?.notifier ?? WORKER_DEFAULTS.notifier.concurrency,
+          claimIdleMs,
+        }),
       );
+      groups.push(WORKER_DEFAULTS.notifier.group);
       if (!settings.notifierConfig)
         logger.info('notifier: no MATERI_NOTIFIER_CONFIG set, so no channels are configured');
     }

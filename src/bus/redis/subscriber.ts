@@ -237,8 +237,12 @@ class RedisSubscription implements Subscription {
   async start(): Promise<void> {
     this.reader = openReaderConnection(this.client, `materi:read:${this.group}`);
     this.reader.on('error', (error) => this.logger.debug({ err: error }, 'read connection error'));
-    const initial = this.options.startFrom === 'latest' ? '$' : '0';
-    await this.ensureGroup(replayStreamKey(this.prefix, this.group), '0');
+    // `latest` applies to a new group only: a group that ran before (it has its replay stream)
+    // reads the streams that appeared while it was down from their beginning.
+    const replay = replayStreamKey(this.prefix, this.group);
+    const isNew = !(await this.groupExists(replay));
+    const initial = this.options.startFrom === 'latest' && isNew ? '$' : '0';
+    await this.ensureGroup(replay, '0');
     for (const type of this.options.types) {
       if (!type.includes('*')) await this.ensureGroup(this.keyOf(type), initial);
     }
@@ -777,6 +781,16 @@ class RedisSubscription implements Subscription {
 
   // ---------------------------------------------------------------------------------------------
   // Groups and streams
+
+  private async groupExists(stream: string): Promise<boolean> {
+    try {
+      const groups = (await this.client.call('XINFO', 'GROUPS', stream)) as unknown[][];
+      return groups.some((fields) => fields[fields.indexOf('name') + 1] === this.group);
+    } catch (error) {
+      if (/no such key/i.test(describeCause(error))) return false;
+      throw error;
+    }
+  }
 
   private async ensureGroup(stream: string, start: string): Promise<void> {
     try {

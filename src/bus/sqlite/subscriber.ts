@@ -231,9 +231,16 @@ class SqliteSubscription implements Subscription {
   }
 
   async start(): Promise<void> {
-    const from = this.options.startFrom === 'latest' ? 'latest' : 'beginning';
+    // `latest` applies to a new group only: a group that ran before (it has its replay stream)
+    // reads the streams that appeared while it was down from their beginning.
+    const replay = replayStreamKey(this.prefix, this.group);
+    const isNew =
+      this.database
+        .scalar('SELECT 1 FROM bus_groups WHERE group_name = ? AND stream = ?')
+        .get(this.group, replay) === undefined;
+    const from = this.options.startFrom === 'latest' && isNew ? 'latest' : 'beginning';
     this.database.immediate(() => {
-      this.ensureGroup(replayStreamKey(this.prefix, this.group), 'beginning');
+      this.ensureGroup(replay, 'beginning');
       for (const name of this.options.types) {
         if (!name.includes('*')) this.ensureGroup(this.keyOf(name), from);
       }

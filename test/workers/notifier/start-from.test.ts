@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import type { OutgoingEvent } from '../../../src/bus/types.js';
 import { DeploymentStatus } from '../../../src/events/index.js';
 import { loadSettings } from '../../../src/runtime/config.js';
 import { silentLogger } from '../../../src/runtime/logging.js';
+import { startStack } from '../../../src/runtime/stack.js';
 import {
   createMemoryNotifierState,
   createNotifier,
@@ -117,6 +118,39 @@ describe.each([
     expect(notified().join('\n')).not.toContain(' old');
   });
 
+  it('as `materi worker notifier` (the stack), does not announce the events of before its first start', async () => {
+    await bus.publisher.publishBatch([started('old'), failed('old')]);
+    const config = join(dir, 'notifier.yaml');
+    writeFileSync(
+      config,
+      [
+        'channels:',
+        `  audit: { type: webhook, url: "${hook.url}/audit" }`,
+        'routes:',
+        '  - { events: ["deployment:*"], channels: [audit] }',
+        '',
+      ].join('\n'),
+    );
+    const stack = await startStack({
+      settings: loadSettings({
+        ...process.env,
+        MATERI_REDIS_URL: onRedis ? TEST_REDIS_URL : '',
+        MATERI_STREAM_PREFIX: prefix,
+        MATERI_DATA_DIR: dir,
+        MATERI_NOTIFIER_CONFIG: config,
+      }),
+      logger: silentLogger(),
+      role: 'test',
+      components: ['notifier'],
+      subscriber: { blockMs: 100, scanIntervalMs: 50, discoveryIntervalMs: 100 },
+      claimIdleMs: 2000,
+    });
+    cleanups.push(() => stack.close());
+    await bus.publisher.publish(started('new'));
+    await eventually(() => notified().length >= 1);
+    expect(notified()).toEqual(['deployment:started new']);
+  });
+
   it('keeps its place on a restart: what was published while it was down is announced then', async () => {
     await bus.publisher.publish(failed('old'));
     const first = await startNotifier();
@@ -134,11 +168,7 @@ describe.each([
     expect(notified()[0]).toBe('deployment:started before-restart');
   });
 
-  // Known defect of both subscribers (src/bus/*/subscriber.ts): at a restart, a stream the group
-  // has never read (first published while the notifier was down) is joined at `latest` as if the
-  // group were new, so its events are skipped. This test fails until that is fixed; then drop
-  // `.fails`.
-  it.fails('announces, after a restart, a stream that first appeared while it was down', async () => {
+  it('announces, after a restart, a stream that first appeared while it was down', async () => {
     const first = await startNotifier();
     await bus.publisher.publish(started('before-restart'));
     await eventually(() => notified().length === 1);
