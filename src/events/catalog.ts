@@ -25,6 +25,8 @@ export interface FixedEventDataMap {
   'rollback:completed': pb.RollbackCompletedEvent;
   'notification:sent': pb.NotificationSentEvent;
   'alert:raised': pb.AlertRaisedEvent;
+  'approval:requested': pb.ApprovalRequestedEvent;
+  'approval:completed': pb.ApprovalCompletedEvent;
 }
 
 export type StageStartedType = `deployment:stage:${string}:started`;
@@ -126,6 +128,16 @@ const FIXED: Record<FixedEventType, Omit<EventSpec, 'type' | 'stage'>> = {
     schema: pb.AlertRaisedEventSchema,
     defaultPriority: 'CRITICAL',
     required: ['alert', 'severity'],
+  },
+  'approval:requested': {
+    schema: pb.ApprovalRequestedEventSchema,
+    defaultPriority: 'HIGH',
+    required: ['deploymentId', 'gate'],
+  },
+  'approval:completed': {
+    schema: pb.ApprovalCompletedEventSchema,
+    defaultPriority: 'HIGH',
+    required: ['deploymentId', 'gate', 'outcome'],
   },
 };
 

@@ -41,9 +41,13 @@ function stageCompleted(contentType: DeploymentEvent['contentType']): Deployment
 }
 
 describe('event catalog', () => {
-  it('knows the 13 seed events, notification:sent and alert:raised', () => {
-    expect(FIXED_EVENT_TYPES).toHaveLength(13);
+  it('knows the 13 seed events, notification:sent, alert:raised and the two approval events', () => {
+    expect(FIXED_EVENT_TYPES).toHaveLength(15);
     expect(FIXED_EVENT_TYPES).toContain('notification:sent');
+    expect(resolveEventType('approval:requested').defaultPriority).toBe('HIGH');
+    expect(resolveEventType('approval:completed').schema.typeName).toBe(
+      'materi.events.v1.ApprovalCompletedEvent',
+    );
     expect(resolveEventType('deployment:stage:railway:started').schema.typeName).toBe(
       'materi.events.v1.DeploymentStageStartedEvent',
     );
