@@ -43,6 +43,16 @@ function sameToken(given: string, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
+/** Whether this request may use `write` routes (for `GET /api/info`: the dashboard shows its actions only then). */
+export function mayWrite(request: FastifyRequest, settings: AuthSettings): boolean {
+  try {
+    authorize(request, 'write', settings);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 
 /** The bearer token of a request: `Authorization: Bearer …`, or `?access_token=` (EventSource cannot set headers). */

@@ -3,7 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { MateriError } from '../errors/index.js';
 import type { Logger } from '../runtime/logging.js';
-import { type Access, type AuthSettings, authMode, authorize } from './auth.js';
+import { type Access, type AuthSettings, authMode, authorize, mayWrite } from './auth.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -100,9 +100,11 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
   app.get(
     '/api/info',
     { config: { access: 'public' }, schema: { summary: 'Server facts and how it is protected' } },
-    async () => ({
+    async (request) => ({
       ...options.info,
       auth: authMode(options.auth),
+      // What the caller's token (or, without tokens, its address) allows.
+      caller: { canWrite: mayWrite(request, options.auth) },
     }),
   );
   app.get('/api/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () =>

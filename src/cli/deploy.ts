@@ -19,7 +19,8 @@ import { InterruptTrap } from './interrupt.js';
 import { exitCodeFor, ProgressPrinter } from './progress.js';
 import { announceBackend, collect, parseVars } from './shared.js';
 
-function whoAmI(): string {
+/** The actor a CLI command names in its requests: `user@host`. */
+export function whoAmI(): string {
   try {
     return `${userInfo().username}@${hostname()}`;
   } catch {
@@ -38,6 +39,17 @@ interface DeployOptions {
   standalone?: boolean;
   json?: boolean;
   queue?: boolean;
+  overrideFreeze?: boolean;
+  reason?: string;
+}
+
+/** Says that a deployment overrode a freeze (stdout while following it, stderr with --detach). */
+function announceFreezeOverride(view: DeploymentView, options: { json?: boolean; detach?: boolean }): void {
+  const o = view.freezeOverride;
+  if (!o || options.json) return;
+  (options.detach ? process.stderr : process.stdout).write(
+    `! freeze overridden by ${o.by}: ${o.window} — reason: ${o.reason}\n`,
+  );
 }
 
 export function registerDeployCommands(program: Command): void {
@@ -51,8 +63,16 @@ export function registerDeployCommands(program: Command): void {
     .option('--detach', 'print the deployment id and return without waiting')
     .option('--standalone', 'run the orchestrator and workers in this process (CI pipelines)')
     .option('--queue', 'wait for a busy environment instead of failing')
+    .option(
+      '--override-freeze',
+      'deploy into a frozen environment (freeze window or open critical incident); needs --reason',
+    )
+    .option('--reason <text>', 'why the freeze is overridden (recorded and shown with the deployment)')
     .option('--json', 'print NDJSON: every event of the deployment, then the result')
-    .addHelpText('after', '\nExit codes: 0 success, 1 failed, 2 bad input, 3 rolled back, 4 cancelled.')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 success, 1 failed, 2 bad input or a frozen environment, 3 rolled back, 4 cancelled.',
+    )
     .action(async (file: string, options: DeployOptions) => {
       const vars = parseVars(options.var);
       if (options.standalone && options.detach) {
@@ -71,10 +91,12 @@ export function registerDeployCommands(program: Command): void {
         vars,
         triggeredBy: whoAmI(),
         queue: options.queue,
+        overrideFreeze: options.overrideFreeze,
+        overrideReason: options.reason,
       };
       const settings = loadSettings();
       const printer = new ProgressPrinter(process.stdout, options.json ?? false);
-      if (options.standalone) await deployStandalone(settings, request, printer);
+      if (options.standalone) await deployStandalone(settings, request, printer, options.json);
       else await deployThroughServer(settings, request, printer, options);
     });
 
@@ -121,10 +143,20 @@ export function registerDeployCommands(program: Command): void {
         const lines = [
           `${view.id}  ${view.project} ${view.version} → ${view.environment}  ${view.status} (${view.phase})`,
           ...(view.blockedOn ? [`blocked on: ${view.blockedOn.group} since ${view.blockedOn.since}`] : []),
+          ...(view.waitingFor
+            ? [
+                `waiting for approval of ${view.waitingFor.gate} (approvers: ${view.waitingFor.approvers}) since ${view.waitingFor.since}, until ${view.waitingFor.deadline}: materi approve ${view.id} | materi reject ${view.id}`,
+              ]
+            : []),
           ...Object.entries(view.state.stages).map(
             ([name, s]) => `  stage ${name}: ${s.status}${s.error ? ` — ${s.error}` : ''}`,
           ),
           ...(view.reason ? [`reason: ${view.reason}`] : []),
+          ...(view.freezeOverride
+            ? [
+                `freeze overridden by ${view.freezeOverride.by}: ${view.freezeOverride.window} — reason: ${view.freezeOverride.reason}`,
+              ]
+            : []),
         ];
         process.stdout.write(`${lines.join('\n')}\n`);
         return;
@@ -135,7 +167,7 @@ export function registerDeployCommands(program: Command): void {
       else
         for (const v of views)
           process.stdout.write(
-            `${v.id}  ${v.createdAt}  ${v.project} ${v.version} → ${v.environment}  ${v.status}\n`,
+            `${v.id}  ${v.createdAt}  ${v.project} ${v.version} → ${v.environment}  ${v.status}${v.waitingFor ? ` (waiting for approval of ${v.waitingFor.gate})` : ''}\n`,
           );
     });
 }
@@ -163,6 +195,7 @@ async function deployStandalone(
   settings: Settings,
   request: DeployBody,
   printer: ProgressPrinter,
+  json?: boolean,
 ): Promise<void> {
   const logger = createLogger({
     name: 'deploy',
@@ -210,6 +243,7 @@ async function deployStandalone(
     }
     const submitted = await orchestrator.submit({ ...request, planText: request.plan });
     id = submitted.id;
+    announceFreezeOverride(submitted, { json });
     const final = await followInProcess(orchestrator, submitted.id, printer, trap);
     process.exitCode = FINAL_STATUSES.includes(final.status) ? exitCodeFor(final.status) : 1;
   } finally {
@@ -296,6 +330,7 @@ async function deployThroughServer(
   try {
     const view = await apiRequest<DeploymentView>(settings, 'POST', '/api/deployments', request);
     id = view.id;
+    announceFreezeOverride(view, options);
     if (options.detach) {
       process.stdout.write(
         options.json ? `${JSON.stringify({ id: view.id, status: view.status })}\n` : `${view.id}\n`,

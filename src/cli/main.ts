@@ -1,10 +1,12 @@
 import { Command, CommanderError } from 'commander';
 import { MateriError } from '../errors/index.js';
 import { registerShieldCommands } from '../shield/index.js';
+import { registerApprovalCommands } from './approve.js';
 import { registerDeployCommands } from './deploy.js';
 import { registerDlqCommands } from './dlq.js';
 import { registerEventsCommands } from './events.js';
 import { registerPlanCommands } from './plan.js';
+import { registerReleaseCommands } from './releases.js';
 import { registerUpCommand } from './up.js';
 import { registerWorkersCommand } from './workers.js';
 
@@ -18,6 +20,8 @@ const program = new Command('materi')
 
 registerUpCommand(program);
 registerDeployCommands(program);
+registerReleaseCommands(program);
+registerApprovalCommands(program);
 registerEventsCommands(program);
 registerDlqCommands(program);
 registerPlanCommands(program);

@@ -67,7 +67,14 @@ export class ProgressPrinter {
       this.summarize(view);
       return;
     }
-    if (!this.json && this.out.isTTY && view.blockedOn) {
+    if (!this.json && this.out.isTTY && view.waitingFor) {
+      const frames = '⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏';
+      const waited = Math.round((Date.now() - Date.parse(view.waitingFor.since)) / 1000);
+      this.out.write(
+        `\r\x1b[K${frames[this.spinner++ % frames.length]} waiting for approval of ${view.waitingFor.gate}, ${waited} s`,
+      );
+      this.transient = true;
+    } else if (!this.json && this.out.isTTY && view.blockedOn) {
       const frames = '⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏';
       const waited = Math.round((Date.now() - Date.parse(view.blockedOn.since)) / 1000);
       this.out.write(
@@ -167,7 +174,9 @@ export class ProgressPrinter {
 
   private describe(view: DeploymentView, type: string, data: Record<string, unknown>): string | undefined {
     if (type === 'deployment:started')
-      return `▶ deploying ${view.project} ${view.version} to ${view.environment} (${view.id})`;
+      return view.kind === 'rollback'
+        ? `▶ rolling ${view.environment} of ${view.project} back from ${view.previousVersion ?? '?'} to ${view.version} (${view.id}; no validation or dependency gate)`
+        : `▶ deploying ${view.project} ${view.version} to ${view.environment} (${view.id})`;
     if (type === 'validation:started') return `… validation gate (${GATES.validation.group})`;
     if (type === 'dependency:check:started') return `… dependency gate (${GATES.dependency.group})`;
     if (type === 'health:check:started') return `… health gate (${GATES.health.group})`;
@@ -186,6 +195,18 @@ export class ProgressPrinter {
         ? `stage ${data.failedStage}`
         : (GATES[data.failedGate as GateName]?.label ?? String(data.failedGate ?? ''));
       return `✗ deployment failed${where ? ` (${where})` : ''}`;
+    }
+    if (type === 'approval:requested') {
+      const until = typeof data.deadline === 'string' ? data.deadline : 'its deadline';
+      return `⏸ waiting for approval of ${data.gate} (approvers: ${data.approvers || 'any operator'}, until ${until}): materi approve ${view.id}`;
+    }
+    if (type === 'approval:completed') {
+      const comment = data.comment ? `: ${data.comment}` : '';
+      if (data.outcome === 'APPROVAL_OUTCOME_APPROVED')
+        return `✓ ${data.gate} approved by ${data.by}${comment}`;
+      if (data.outcome === 'APPROVAL_OUTCOME_REJECTED')
+        return `✗ ${data.gate} rejected by ${data.by}${comment}`;
+      return `✗ approval of ${data.gate} expired`;
     }
     if (type === 'rollback:initiated') {
       return `↺ rolling back ${(data.stagesToRollback as string[] | undefined)?.join(', ')} to ${data.previousVersion || '(no previous version)'}`;

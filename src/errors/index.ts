@@ -18,6 +18,9 @@ export const ERROR_CODES = {
   MATERI_ERR_UNRECOVERABLE: { status: 500, exitCode: 1 },
   MATERI_ERR_NOT_FOUND: { status: 404, exitCode: 1 },
   MATERI_ERR_CONFLICT: { status: 409, exitCode: 1 },
+  MATERI_ERR_NOT_CURRENT_RELEASE: { status: 409, exitCode: 1 },
+  /** A freeze window or an open critical incident: a policy refusal, fixed by waiting or an override with a reason. */
+  MATERI_ERR_ENVIRONMENT_FROZEN: { status: 423, exitCode: 2 },
   MATERI_ERR_UNAUTHORIZED: { status: 401, exitCode: 1 },
   MATERI_ERR_FORBIDDEN: { status: 403, exitCode: 1 },
   MATERI_ERR_TIMEOUT: { status: 504, exitCode: 1 },
@@ -121,6 +124,27 @@ export class NotFoundError extends MateriError {
 export class ConflictError extends MateriError {
   constructor(message: string) {
     super('MATERI_ERR_CONFLICT', message);
+  }
+}
+
+/**
+ * A deployment was refused because its environment is frozen: a freeze window covers now, or an
+ * open critical incident stops the line. The message names the environment, the window or the
+ * incident, when it ends and how to override it.
+ */
+export class EnvironmentFrozenError extends MateriError {
+  constructor(message: string) {
+    super('MATERI_ERR_ENVIRONMENT_FROZEN', message);
+  }
+}
+
+/**
+ * A rollback of a deployment that is not its environment's current release: rolling it back would
+ * reinstall an older version behind the one that runs. The message names the current release.
+ */
+export class NotCurrentReleaseError extends MateriError {
+  constructor(message: string) {
+    super('MATERI_ERR_NOT_CURRENT_RELEASE', message);
   }
 }
 

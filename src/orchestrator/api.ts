@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Release } from './ledger.js';
 import type { Orchestrator } from './orchestrator.js';
 
 const deployBody = {
@@ -14,6 +15,16 @@ const deployBody = {
     vars: { type: 'object', additionalProperties: { type: 'string' } },
     triggeredBy: { type: 'string', maxLength: 200 },
     queue: { type: 'boolean', description: 'Wait for a busy environment instead of being refused' },
+    overrideFreeze: {
+      type: 'boolean',
+      description:
+        'Deploy into a frozen environment (freeze window or open critical incident); needs overrideReason',
+    },
+    overrideReason: {
+      type: 'string',
+      maxLength: 500,
+      description: 'Why the freeze is overridden; recorded with the deployment',
+    },
   },
 } as const;
 
@@ -22,6 +33,29 @@ const idParams = {
   required: ['id'],
   properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } },
 } as const;
+
+const environmentParams = {
+  type: 'object',
+  required: ['project', 'environment'],
+  properties: {
+    project: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$' },
+    environment: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$' },
+  },
+} as const;
+
+/** A release as the API shows it: times in RFC 3339. */
+function releaseJson(release: Release) {
+  return {
+    project: release.project,
+    environment: release.environment,
+    version: release.version,
+    deploymentId: release.deploymentId,
+    kind: release.kind,
+    triggeredBy: release.triggeredBy,
+    since: new Date(release.since).toISOString(),
+    ...(release.until !== undefined ? { until: new Date(release.until).toISOString() } : {}),
+  };
+}
 
 /**
  * The orchestrator's routes on the shared server: start, cancel and roll back deployments
@@ -41,6 +75,8 @@ export function registerOrchestratorRoutes(app: FastifyInstance, orchestrator: O
         vars?: Record<string, string>;
         triggeredBy?: string;
         queue?: boolean;
+        overrideFreeze?: boolean;
+        overrideReason?: string;
       };
       const view = await orchestrator.submit({
         planText: body.plan,
@@ -51,6 +87,8 @@ export function registerOrchestratorRoutes(app: FastifyInstance, orchestrator: O
         vars: body.vars,
         triggeredBy: body.triggeredBy ?? 'api',
         queue: body.queue,
+        overrideFreeze: body.overrideFreeze,
+        overrideReason: body.overrideReason,
       });
       return reply.status(201).send(view);
     },
@@ -97,6 +135,87 @@ export function registerOrchestratorRoutes(app: FastifyInstance, orchestrator: O
       const body = (request.body ?? {}) as { by?: string; reason?: string };
       const view = await orchestrator.rollback(id, { by: body.by ?? 'api', reason: body.reason });
       return reply.status(202).send({ id: view.id, status: view.status });
+    },
+  );
+  const answerBody = {
+    type: 'object',
+    nullable: true,
+    additionalProperties: false,
+    properties: {
+      comment: { type: 'string', maxLength: 2000 },
+      by: { type: 'string', maxLength: 200, description: 'Who answers (default: api)' },
+    },
+  } as const;
+  for (const [verb, summary] of [
+    ['approve', 'Approve a deployment that waits for an approval (or a paused one): it goes on'],
+    ['reject', 'Reject a deployment that waits for an approval (or a paused one): it fails'],
+  ] as const) {
+    app.post(
+      `/api/deployments/:id/${verb}`,
+      { config: { access: 'write' }, schema: { summary, params: idParams, body: answerBody } },
+      async (request, reply) => {
+        const { id } = request.params as { id: string };
+        const body = (request.body ?? {}) as { comment?: string; by?: string };
+        const answer = { by: body.by || 'api', comment: body.comment };
+        const view =
+          verb === 'approve' ? await orchestrator.approve(id, answer) : await orchestrator.reject(id, answer);
+        return reply.status(202).send({ id: view.id, status: view.status });
+      },
+    );
+  }
+  app.get(
+    '/api/environments',
+    { schema: { summary: 'The current release of every environment (version, deployment, since when)' } },
+    async () => (await orchestrator.environments()).map(releaseJson),
+  );
+  app.get(
+    '/api/environments/:project/:environment/history',
+    {
+      schema: {
+        summary: 'Every release of an environment, newest first',
+        params: environmentParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { limit: { type: 'integer', minimum: 1, maximum: 1000 } },
+        },
+      },
+    },
+    async (request) => {
+      const { project, environment } = request.params as { project: string; environment: string };
+      const { limit } = request.query as { limit?: number };
+      return (await orchestrator.history(project, environment, limit ?? 100)).map(releaseJson);
+    },
+  );
+  app.post(
+    '/api/environments/:project/:environment/rollback',
+    {
+      config: { access: 'write' },
+      schema: {
+        summary:
+          'Roll an environment back to an earlier release (to, a version that once succeeded there; default the one before the current)',
+        params: environmentParams,
+        body: {
+          type: 'object',
+          nullable: true,
+          additionalProperties: false,
+          properties: {
+            to: { type: 'string', minLength: 1 },
+            by: { type: 'string', maxLength: 200 },
+            reason: { type: 'string', maxLength: 500 },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      const { project, environment } = request.params as { project: string; environment: string };
+      const body = (request.body ?? {}) as { to?: string; by?: string; reason?: string };
+      const view = await orchestrator.rollbackEnvironment(project, environment, {
+        to: body.to,
+        by: body.by ?? 'api',
+        reason: body.reason,
+      });
+      return reply.status(202).send({ id: view.id, status: view.status, version: view.version });
     },
   );
   app.get(

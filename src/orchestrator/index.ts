@@ -6,6 +6,21 @@
  */
 export { registerOrchestratorRoutes } from './api.js';
 export {
+  type ActiveFreeze,
+  activeFreeze,
+  type FreezeOverride,
+  type FreezeSettings,
+  type FreezeWindow,
+  loadFreezeSettings,
+  parseFreezeSettings,
+} from './freeze.js';
+export {
+  type EnvironmentIncident,
+  INCIDENT_EVENT_TYPES,
+  type IncidentRules,
+  openIncident,
+} from './incidents.js';
+export {
   type DeploymentView,
   type DeployRequest,
   ORCHESTRATOR_GROUP,

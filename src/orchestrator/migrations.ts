@@ -1,3 +1,5 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../store/index.js';
 import type { StoreMigration } from '../store/migrate.js';
 
 /**
@@ -75,5 +77,140 @@ export const createOrchestratorTables: StoreMigration = {
     ]) {
       await db.schema.dropTable(table).execute();
     }
+  },
+};
+
+/**
+ * The release ledger: the current release of every (project, environment) and every release it
+ * had, and the kind of a deployment (`deploy`, or `rollback` to an earlier release). Filled from
+ * the per-service releases recorded before it (the newest release of each environment).
+ */
+export const createReleaseLedger: StoreMigration = {
+  name: '202612071845_orchestrator_release_ledger',
+  async up(db, { dialect }) {
+    await db.schema
+      .alterTable('orchestrator_deployments')
+      .addColumn('kind', 'text', (col) => col.notNull().defaultTo('deploy'))
+      .execute();
+    await db.schema
+      .createTable('orchestrator_ledger')
+      .addColumn('project', 'text', (col) => col.notNull())
+      .addColumn('environment', 'text', (col) => col.notNull())
+      .addColumn('version', 'text', (col) => col.notNull())
+      .addColumn('deployment_id', 'text', (col) => col.notNull())
+      .addColumn('kind', 'text', (col) => col.notNull())
+      .addColumn('triggered_by', 'text', (col) => col.notNull())
+      .addColumn('since', 'bigint', (col) => col.notNull())
+      .addPrimaryKeyConstraint('orchestrator_ledger_pk', ['project', 'environment'])
+      .execute();
+    let history = db.schema.createTable('orchestrator_ledger_history');
+    history =
+      dialect === 'postgres'
+        ? history.addColumn('id', 'bigserial', (col) => col.primaryKey())
+        : history.addColumn('id', 'integer', (col) => col.primaryKey().autoIncrement());
+    await history
+      .addColumn('project', 'text', (col) => col.notNull())
+      .addColumn('environment', 'text', (col) => col.notNull())
+      .addColumn('version', 'text', (col) => col.notNull())
+      .addColumn('deployment_id', 'text', (col) => col.notNull())
+      .addColumn('kind', 'text', (col) => col.notNull())
+      .addColumn('triggered_by', 'text', (col) => col.notNull())
+      .addColumn('since', 'bigint', (col) => col.notNull())
+      .addColumn('until', 'bigint')
+      .execute();
+    await db.schema
+      .createIndex('orchestrator_ledger_history_env_idx')
+      .on('orchestrator_ledger_history')
+      .columns(['project', 'environment', 'since'])
+      .execute();
+    // The newest per-service release of each environment becomes its current release.
+    const typed = db as unknown as Kysely<Database>;
+    const releases = await typed
+      .selectFrom('orchestrator_releases')
+      .selectAll()
+      .orderBy('deployed_at', 'desc')
+      .execute();
+    const seen = new Set<string>();
+    for (const release of releases) {
+      const key = `${release.project}\u0000${release.environment}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const row = {
+        project: release.project,
+        environment: release.environment,
+        version: release.version,
+        deployment_id: release.deployment_id,
+        kind: 'deploy',
+        triggered_by: '',
+        since: Number(release.deployed_at),
+      };
+      await typed.insertInto('orchestrator_ledger').values(row).execute();
+      await typed
+        .insertInto('orchestrator_ledger_history')
+        .values({ ...row, until: null })
+        .execute();
+    }
+  },
+  async down(db) {
+    await db.schema.dropTable('orchestrator_ledger_history').execute();
+    await db.schema.dropTable('orchestrator_ledger').execute();
+    await db.schema.alterTable('orchestrator_deployments').dropColumn('kind').execute();
+  },
+};
+
+/**
+ * The answers to approvals: written by whoever answers (the API may run in another process than
+ * the saga, which polls this table), one row per deployment and gate. The first answer wins: an
+ * expiry is written here too, so a late approval cannot race it.
+ */
+export const createApprovals: StoreMigration = {
+  name: '202612071900_orchestrator_approvals',
+  async up(db) {
+    await db.schema
+      .createTable('orchestrator_approvals')
+      .addColumn('deployment_id', 'text', (col) => col.notNull())
+      .addColumn('gate', 'text', (col) => col.notNull())
+      .addColumn('outcome', 'text', (col) => col.notNull())
+      .addColumn('answered_by', 'text', (col) => col.notNull())
+      .addColumn('comment', 'text', (col) => col.notNull())
+      .addColumn('answered_at', 'bigint', (col) => col.notNull())
+      .addPrimaryKeyConstraint('orchestrator_approvals_pk', ['deployment_id', 'gate'])
+      .execute();
+  },
+  async down(db) {
+    await db.schema.dropTable('orchestrator_approvals').execute();
+  },
+};
+
+/**
+ * Freezes: the override a deployment was started with (`freeze_override`, JSON `{window, reason,
+ * by}`, null when none), and the open incidents that stop the line (see src/orchestrator/incidents.ts).
+ */
+export const createFreezeTables: StoreMigration = {
+  name: '202612071900_orchestrator_freeze',
+  async up(db) {
+    await db.schema.alterTable('orchestrator_deployments').addColumn('freeze_override', 'text').execute();
+    await db.schema
+      .createTable('orchestrator_incidents')
+      .addColumn('key', 'text', (col) => col.primaryKey())
+      .addColumn('project', 'text', (col) => col.notNull())
+      .addColumn('environment', 'text', (col) => col.notNull())
+      .addColumn('deployment_id', 'text', (col) => col.notNull())
+      .addColumn('event_id', 'text', (col) => col.notNull())
+      .addColumn('event_type', 'text', (col) => col.notNull())
+      .addColumn('summary', 'text', (col) => col.notNull())
+      .addColumn('opened_at', 'bigint', (col) => col.notNull())
+      .addColumn('resolved_at', 'bigint')
+      .addColumn('resolved_by', 'text')
+      .execute();
+    await db.schema
+      .createIndex('orchestrator_incidents_env_idx')
+      .on('orchestrator_incidents')
+      .columns(['project', 'environment', 'resolved_at'])
+      .execute();
+  },
+  async down(db) {
+    await db.schema.dropTable('orchestrator_incidents').execute();
+    await db.schema.alterTable('orchestrator_deployments').dropColumn('freeze_override').execute();
   },
 };

@@ -2,24 +2,36 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { type JsonObject, toJson } from '@bufbuild/protobuf';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { sleep } from '../bus/backoff.js';
 import { Router } from '../bus/router.js';
 import type { Publisher, Subscriber, SubscriptionObserver } from '../bus/types.js';
-import { BadInputError, ConflictError, NotFoundError } from '../errors/index.js';
+import { BadInputError, ConflictError, NotCurrentReleaseError, NotFoundError } from '../errors/index.js';
 import { DeploymentStatus, resolveEventType } from '../events/index.js';
 import { type Logger, silentLogger } from '../runtime/logging.js';
 import { environmentLookup, type Lookup } from '../runtime/references.js';
 import type { Database } from '../store/index.js';
+import { checkFreeze, type FreezeOverride, loadFreezeSettings, settingsWindowsFor } from './freeze.js';
+import { type IncidentRules, incidentRegistration, openIncident } from './incidents.js';
+import {
+  currentRelease,
+  findRelease,
+  listEnvironments,
+  type Release,
+  recordCurrentRelease,
+  releaseHistory,
+} from './ledger.js';
 import { type Plan, type PlanStage, parsePlan, VERSION_PATTERN } from './plan/index.js';
 import type { StageProvider } from './providers/index.js';
 import { DeploymentSaga, LostOwnershipError, type SagaRecord } from './saga.js';
 import {
+  type ApprovalOutcomeName,
   type DeploymentStatusName,
   emptyState,
   FINAL_STATUSES,
   GATES,
   type Phase,
+  pendingApproval,
   type SagaState,
   stepEventId,
 } from './state.js';
@@ -54,6 +66,18 @@ export interface OrchestratorOptions {
   observer?: SubscriptionObserver;
   /** Replaces stage providers (tests). */
   providerFor?: (stage: PlanStage) => StageProvider | undefined;
+  /**
+   * The dashboard's address (`MATERI_API_URL`): `approval:requested` links to
+   * `<dashboardUrl>/deployments/<id>`. @defaultValue none (the link is empty)
+   */
+  dashboardUrl?: string;
+  /** `MATERI_FREEZE_FILE`: freeze windows besides the plan's, read again at every submit. */
+  freezeFile?: string;
+  /**
+   * The notifier's settings: an open CRITICAL incident it pages for an environment freezes it
+   * (stop the line, see incidents.ts). @defaultValue none (no incidents tracked)
+   */
+  incidentRules?: IncidentRules;
 }
 
 /** What a deploy request carries (HTTP body, CLI). */
@@ -70,6 +94,10 @@ export interface DeployRequest {
   triggeredBy?: string;
   /** Wait for a busy environment instead of being refused. */
   queue?: boolean;
+  /** Deploy into a frozen environment (a freeze window or an open critical incident); needs `overrideReason`. */
+  overrideFreeze?: boolean;
+  /** Why the freeze is overridden; recorded with the deployment. */
+  overrideReason?: string;
 }
 
 /** The orchestrator's view of a deployment (for `materi deploy` progress and the API). */
@@ -83,9 +111,25 @@ export interface DeploymentView {
   status: DeploymentStatusName;
   phase: Phase;
   triggeredBy: string;
+  /** `deploy`, or `rollback` for a rollback of the environment to an earlier release. */
+  kind: 'deploy' | 'rollback';
   reason?: string;
   /** The gate the deployment waits on, with its worker group and since when. */
   blockedOn?: { gate: string; group: string; since: string };
+  /** The person the deployment waits for: an approval or a pause (`materi approve <id>`). */
+  waitingFor?: {
+    kind: 'approval';
+    /** `environment`, `stage:<name>` or `health`. */
+    gate: string;
+    /** Role allowed to answer. */
+    approvers: string;
+    reason: string;
+    since: string;
+    /** When it fails as expired if nobody answers. */
+    deadline: string;
+  };
+  /** Set when it was started inside a freeze with `--override-freeze`: what it overrode, why, by whom. */
+  freezeOverride?: FreezeOverride;
   state: SagaState;
   createdAt: string;
   updatedAt: string;
@@ -153,6 +197,15 @@ export class Orchestrator {
         this.results.emit(event.causationId);
       },
     });
+    if (this.options.incidentRules)
+      this.router.addHandler(
+        incidentRegistration(this.db, this.options.incidentRules, {
+          group: ORCHESTRATOR_GROUP,
+          claimIdleMs: this.options.claimIdleMs,
+        }),
+      );
+    // A bad freeze file fails the start, not the first deploy.
+    if (this.options.freezeFile) await loadFreezeSettings(this.options.freezeFile);
     await this.router.start();
     const renew = setInterval(() => void this.renewLeases(), Math.max(100, Math.floor(this.leaseMs / 3)));
     const adopt = setInterval(() => void this.adoptOrphans(), Math.max(100, Math.floor(this.leaseMs / 2)));
@@ -178,6 +231,7 @@ export class Orchestrator {
     }
     const id = `dep-${randomBytes(6).toString('hex')}`;
     const plan = this.parse(request, id);
+    const freezeOverride = await this.checkFreeze(plan, request);
     const now = Date.now();
     const previousVersion = await this.previousVersion(plan);
     await this.db
@@ -206,6 +260,7 @@ export class Orchestrator {
         created_at: now,
         updated_at: now,
         finished_at: null,
+        freeze_override: freezeOverride ? JSON.stringify(freezeOverride) : null,
       })
       .execute();
     const locked = await this.tryLock(plan.project, plan.environment, id);
@@ -242,6 +297,67 @@ export class Orchestrator {
       local.saga.rollbackOnCancel = options.rollback ?? false;
       local.saga.requestCancel();
     }
+    return this.view(await this.row(id));
+  }
+
+  /** Lets a deployment that waits for an approval (or a paused one) go on. */
+  async approve(id: string, options: { by?: string; comment?: string } = {}): Promise<DeploymentView> {
+    return this.answer(id, 'APPROVED', options);
+  }
+
+  /** Stops a deployment that waits for an approval (or a paused one): it fails with the comment. */
+  async reject(id: string, options: { by?: string; comment?: string } = {}): Promise<DeploymentView> {
+    return this.answer(id, 'REJECTED', options);
+  }
+
+  /**
+   * Records the answer to a deployment's wait in the store (the saga may run in another process and
+   * polls it), the first answer winning, and wakes a saga of this instance at once.
+   */
+  private async answer(
+    id: string,
+    outcome: ApprovalOutcomeName,
+    options: { by?: string; comment?: string },
+  ): Promise<DeploymentView> {
+    const row = await this.row(id);
+    const waiting = FINAL_STATUSES.includes(row.status as DeploymentStatusName)
+      ? undefined
+      : pendingApproval(JSON.parse(row.state) as SagaState);
+    const verb = outcome === 'APPROVED' ? 'approve' : 'reject';
+    if (!waiting)
+      throw new ConflictError(
+        `deployment ${id} does not wait for an approval (it is ${row.status}, phase ${row.phase}); nothing to ${verb}`,
+      );
+    if (row.cancel_requested)
+      throw new ConflictError(`deployment ${id} is being cancelled; nothing to ${verb}`);
+    if (Date.now() >= waiting.deadlineAt)
+      throw new ConflictError(
+        `the approval of ${waiting.gate} for deployment ${id} expired at ${new Date(waiting.deadlineAt).toISOString()}`,
+      );
+    const inserted = await this.db
+      .insertInto('orchestrator_approvals')
+      .values({
+        deployment_id: id,
+        gate: waiting.gate,
+        outcome,
+        answered_by: options.by || 'an operator',
+        comment: options.comment ?? '',
+        answered_at: Date.now(),
+      })
+      .onConflict((oc) => oc.columns(['deployment_id', 'gate']).doNothing())
+      .executeTakeFirst();
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0) !== 1) {
+      const first = await this.db
+        .selectFrom('orchestrator_approvals')
+        .selectAll()
+        .where('deployment_id', '=', id)
+        .where('gate', '=', waiting.gate)
+        .executeTakeFirst();
+      throw new ConflictError(
+        `the approval of ${waiting.gate} for deployment ${id} was already answered: ${first?.outcome ?? 'answered'}${first?.answered_by ? ` by ${first.answered_by}` : ''}`,
+      );
+    }
+    this.results.emit(`approval:${id}:${waiting.gate}`);
     return this.view(await this.row(id));
   }
 
@@ -319,13 +435,23 @@ export class Orchestrator {
   }
 
   /**
-   * Rolls a deployment back: a running one is cancelled with rollback; a finished successful one
-   * has its stages restored to the version before it (taking the environment's lock).
+   * Rolls a deployment back: a running one is cancelled with rollback; the environment's current
+   * release has its stages restored to the version before it (taking the environment's lock). Any
+   * other finished deployment is refused: it no longer runs, so rolling it back would reinstall
+   * an older version behind the current one ({@link NotCurrentReleaseError}).
    */
   async rollback(id: string, options: { by?: string; reason?: string } = {}): Promise<DeploymentView> {
     const row = await this.row(id);
     if (!FINAL_STATUSES.includes(row.status as DeploymentStatusName))
       return this.cancel(id, { rollback: true, by: options.by });
+    const current = await currentRelease(this.db, row.project, row.environment);
+    if (row.status === 'SUCCESS' && current?.deploymentId !== id)
+      throw new NotCurrentReleaseError(
+        `deployment ${id} (${row.version}) is not the current release of ${row.project} in ${row.environment}: ` +
+          (current
+            ? `${current.version} is, from deployment ${current.deploymentId}; roll the environment back with: materi rollback ${row.project} --env ${row.environment} [--to VERSION]`
+            : 'nothing released there is recorded'),
+      );
     if (row.status !== 'SUCCESS')
       throw new ConflictError(
         `deployment ${id} ended ${row.status}; only a successful deployment can be rolled back`,
@@ -345,6 +471,7 @@ export class Orchestrator {
       stages: deployed,
       startedAt: Date.now(),
       manual: true,
+      by: options.by ?? 'an operator',
     };
     const claimed = await this.db
       .updateTable('orchestrator_deployments')
@@ -363,6 +490,111 @@ export class Orchestrator {
       throw new ConflictError(`deployment ${id} changed meanwhile; try again`);
     this.launch(await this.row(id), plan, true);
     return this.view(await this.row(id));
+  }
+
+  /**
+   * Rolls an environment back to an earlier release: `to`, a version that once succeeded there,
+   * or else the release before the current one. Runs as a new deployment of that version (kind
+   * `rollback`) with the plan and variables of the deployment that released it: the validation
+   * and dependency gates are skipped, the stages and the health gate run, and it is not rolled
+   * back automatically. Refused while the environment is busy.
+   */
+  async rollbackEnvironment(
+    project: string,
+    environment: string,
+    options: { to?: string; by?: string; reason?: string } = {},
+  ): Promise<DeploymentView> {
+    const current = await currentRelease(this.db, project, environment);
+    if (!current)
+      throw new NotFoundError(
+        `nothing was ever released to ${environment} of ${project}, so there is nothing to roll back`,
+      );
+    let target: Release | undefined;
+    if (options.to !== undefined) {
+      if (options.to === current.version)
+        throw new ConflictError(
+          `${project} in ${environment} already runs ${options.to} (deployment ${current.deploymentId})`,
+        );
+      target = await findRelease(this.db, project, environment, options.to);
+      if (!target) {
+        const known = [
+          ...new Set((await releaseHistory(this.db, project, environment)).map((r) => r.version)),
+        ];
+        throw new BadInputError(
+          `--to ${options.to}: that version never succeeded in ${environment} of ${project}; versions that did: ${known.join(', ')}`,
+        );
+      }
+    } else {
+      target = (await releaseHistory(this.db, project, environment)).find(
+        (r) => r.version !== current.version,
+      );
+      if (!target)
+        throw new ConflictError(
+          `${project} in ${environment} had no release before ${current.version}, so there is nothing to roll back to`,
+        );
+    }
+    const source = await this.row(target.deploymentId);
+    const id = `dep-${randomBytes(6).toString('hex')}`;
+    const vars = JSON.parse(source.vars) as Record<string, string>;
+    const plan = parsePlan(source.plan_text, source.plan_source, {
+      version: target.version,
+      environment,
+      vars,
+      deploymentId: id,
+      baseDir: source.plan_base_dir,
+    });
+    const now = Date.now();
+    const by = options.by ?? 'an operator';
+    await this.db
+      .insertInto('orchestrator_deployments')
+      .values({
+        id,
+        project,
+        environment,
+        version: target.version,
+        previous_version: current.version,
+        correlation_id: randomUUID(),
+        status: 'PENDING',
+        phase: 'queued',
+        plan_text: source.plan_text,
+        plan_source: source.plan_source,
+        plan_base_dir: source.plan_base_dir,
+        vars: source.vars,
+        state: JSON.stringify(emptyState()),
+        triggered_by: by,
+        owner: this.instanceId,
+        lease_until: now + this.leaseMs,
+        cancel_requested: 0,
+        cancel_rollback: 0,
+        cancelled_by: null,
+        reason:
+          options.reason ??
+          `rollback of ${environment} from ${current.version} to ${target.version} by ${by}`,
+        created_at: now,
+        updated_at: now,
+        finished_at: null,
+        kind: 'rollback',
+      })
+      .execute();
+    const locked = await this.tryLock(project, environment, id);
+    if (!locked.ok) {
+      await this.db.deleteFrom('orchestrator_deployments').where('id', '=', id).execute();
+      throw new ConflictError(
+        `environment ${environment} of ${project} is busy with deployment ${locked.holder}; wait for it or cancel it (materi cancel ${locked.holder})`,
+      );
+    }
+    this.launch(await this.row(id), plan, true);
+    return this.view(await this.row(id));
+  }
+
+  /** The current release of every environment. */
+  async environments(): Promise<Release[]> {
+    return listEnvironments(this.db);
+  }
+
+  /** The releases of a project (one environment, or all), newest first. */
+  async history(project: string, environment?: string, limit = 100): Promise<Release[]> {
+    return releaseHistory(this.db, project, environment, limit);
   }
 
   async get(id: string): Promise<DeploymentView> {
@@ -412,6 +644,24 @@ export class Orchestrator {
     });
   }
 
+  /** Refuses a deployment into a frozen environment (see freeze.ts); returns the override to record. */
+  private async checkFreeze(plan: Plan, request: DeployRequest): Promise<FreezeOverride | undefined> {
+    const settings = this.options.freezeFile ? await loadFreezeSettings(this.options.freezeFile) : undefined;
+    return checkFreeze({
+      project: plan.project,
+      environment: plan.environment,
+      windows: [
+        ...plan.freeze.map((w) => ({ ...w, source: `plan ${plan.source}` })),
+        ...settingsWindowsFor(settings, plan.project),
+      ],
+      incident: await openIncident(this.db, plan.project, plan.environment),
+      override: request.overrideFreeze,
+      overrideReason: request.overrideReason,
+      by: request.triggeredBy ?? 'api',
+      now: Date.now(),
+    });
+  }
+
   private parseRow(row: Row): Plan {
     return parsePlan(row.plan_text, row.plan_source, {
       version: row.version,
@@ -422,18 +672,9 @@ export class Orchestrator {
     });
   }
 
-  /** The version of the environment before this deployment: the last successful one of its services. */
+  /** The version of the environment before this deployment: its current release in the ledger. */
   private async previousVersion(plan: Plan): Promise<string | undefined> {
-    const releases = await this.db
-      .selectFrom('orchestrator_releases')
-      .select(['version', 'deployed_at'])
-      .where('project', '=', plan.project)
-      .where('environment', '=', plan.environment)
-      .where('service', 'in', Object.keys(plan.services))
-      .orderBy('deployed_at', 'desc')
-      .limit(1)
-      .execute();
-    return releases[0]?.version;
+    return (await currentRelease(this.db, plan.project, plan.environment))?.version;
   }
 
   /** Takes the environment's lock; a lock held by a finished deployment is stale and taken over. */
@@ -474,37 +715,29 @@ export class Orchestrator {
     return { ok: false, holder: 'another deployment' };
   }
 
-  /** Remembers the version now running per service: the rollback target of the next deployment. */
-  private async recordRelease(row: Row, plan: Plan): Promise<void> {
-    for (const service of Object.keys(plan.services)) {
-      await this.db
-        .insertInto('orchestrator_releases')
-        .values({
-          project: row.project,
-          environment: row.environment,
-          service,
-          version: row.version,
-          deployment_id: row.id,
-          deployed_at: Date.now(),
-        })
-        .onConflict((oc) =>
-          oc.columns(['project', 'environment', 'service']).doUpdateSet({
-            version: row.version,
-            deployment_id: row.id,
-            deployed_at: Date.now(),
-          }),
-        )
-        .execute();
+  /**
+   * The ledger's part of a deployment's final write (same transaction): a success makes its
+   * version current; a manual rollback of the current release makes the version before it current.
+   */
+  private async settleRelease(trx: Transaction<Database>, record: SagaRecord): Promise<void> {
+    const base = { project: record.project, environment: record.environment, since: Date.now() };
+    if (record.status === 'SUCCESS') {
+      await recordCurrentRelease(trx, {
+        ...base,
+        version: record.version,
+        deploymentId: record.id,
+        kind: record.kind ?? 'deploy',
+        triggeredBy: record.triggeredBy,
+      });
+    } else if (record.status === 'ROLLED_BACK' && record.state.rollback?.manual && record.previousVersion) {
+      await recordCurrentRelease(trx, {
+        ...base,
+        version: record.previousVersion,
+        deploymentId: record.id,
+        kind: 'rollback',
+        triggeredBy: record.state.rollback.by ?? record.triggeredBy,
+      });
     }
-  }
-
-  /** After a rollback the services run the previous version again. */
-  private async restoreRelease(id: string, version: string): Promise<void> {
-    await this.db
-      .updateTable('orchestrator_releases')
-      .set({ version })
-      .where('deployment_id', '=', id)
-      .execute();
   }
 
   private async unlock(row: { project: string; environment: string; id: string }): Promise<void> {
@@ -529,6 +762,8 @@ export class Orchestrator {
       status: row.status as DeploymentStatusName,
       phase: row.phase as Phase,
       state: JSON.parse(row.state) as SagaState,
+      kind: row.kind === 'rollback' ? 'rollback' : 'deploy',
+      freezeOverride: row.freeze_override ? (JSON.parse(row.freeze_override) as FreezeOverride) : undefined,
     };
     const saga = new DeploymentSaga(record, plan, {
       db: this.db,
@@ -540,6 +775,9 @@ export class Orchestrator {
       publishRetryMs: this.options.publishRetryMs,
       providerFor: this.options.providerFor,
       awaitResult: (requestId, deadlineAt, signal) => this.awaitResult(requestId, deadlineAt, signal),
+      awaitApproval: (gate, deadlineAt, signal) => this.awaitApproval(row.id, gate, deadlineAt, signal),
+      dashboardUrl: this.options.dashboardUrl,
+      onFinal: (trx, sagaRecord) => this.settleRelease(trx, sagaRecord),
     });
     if (row.cancel_requested) {
       saga.cancelledBy = row.cancelled_by ?? undefined;
@@ -550,14 +788,18 @@ export class Orchestrator {
       try {
         if (!locked) await this.waitForLock(row, saga);
         const status = await saga.run();
-        if (status === 'SUCCESS') await this.recordRelease(row, plan);
-        if (status === 'ROLLED_BACK' && row.previous_version)
-          await this.restoreRelease(row.id, row.previous_version);
         this.logger.info({ deployment_id: row.id, status }, 'deployment finished');
         await this.unlock(row);
       } catch (error) {
         if (error instanceof LostOwnershipError) {
-          if (!this.abandoned.delete(row.id)) this.logger.warn({ deployment_id: row.id }, error.message);
+          if (this.abandoned.delete(row.id)) {
+            // Ended by abandon(): nothing to say.
+          } else if (this.closing)
+            this.logger.info(
+              { deployment_id: row.id },
+              'orchestrator closing: the deployment is left to the next instance, which takes it over',
+            );
+          else this.logger.warn({ deployment_id: row.id }, error.message);
         } else this.logger.error({ err: error, deployment_id: row.id }, 'deployment saga crashed');
       } finally {
         this.active.delete(row.id);
@@ -609,6 +851,83 @@ export class Orchestrator {
         signal.addEventListener('abort', wake, { once: true });
       });
       await this.checkCancel();
+    }
+  }
+
+  /**
+   * Waits for the answer to a deployment's wait for a person: polls the store every second (the
+   * API may run in another process; a local answer wakes it at once). At the deadline it writes the
+   * expiry as the answer — the first answer wins, so a last-moment approval and the expiry never
+   * both count. Resolves undefined only when `signal` aborts (a cancel). A wait can last hours: a
+   * failing poll is retried rather than failing the deployment, and an instance that closes leaves
+   * the wait to the one that takes the deployment over.
+   */
+  private async awaitApproval(
+    id: string,
+    gate: string,
+    deadlineAt: number,
+    signal: AbortSignal,
+  ): Promise<{ outcome: ApprovalOutcomeName; by: string; comment: string; answeredAt: number } | undefined> {
+    const key = `approval:${id}:${gate}`;
+    for (;;) {
+      if (this.closing) throw new LostOwnershipError(id);
+      const found = await this.db
+        .selectFrom('orchestrator_approvals')
+        .selectAll()
+        .where('deployment_id', '=', id)
+        .where('gate', '=', gate)
+        .executeTakeFirst()
+        .catch((error: unknown) => {
+          this.logger.warn({ err: error, deployment_id: id, gate }, 'reading the approval failed; retrying');
+          return null;
+        });
+      if (found)
+        return {
+          outcome: found.outcome as ApprovalOutcomeName,
+          by: found.answered_by,
+          comment: found.comment,
+          answeredAt: Number(found.answered_at),
+        };
+      if (signal.aborted) return undefined;
+      if (Date.now() >= deadlineAt && found === undefined) {
+        const recorded = await this.db
+          .insertInto('orchestrator_approvals')
+          .values({
+            deployment_id: id,
+            gate,
+            outcome: 'EXPIRED',
+            answered_by: '',
+            comment: '',
+            answered_at: Date.now(),
+          })
+          .onConflict((oc) => oc.columns(['deployment_id', 'gate']).doNothing())
+          .execute()
+          .then(
+            () => true,
+            (error: unknown) => {
+              this.logger.warn(
+                { err: error, deployment_id: id, gate },
+                'recording the expiry failed; retrying',
+              );
+              return false;
+            },
+          );
+        if (recorded) continue;
+      }
+      // After a failed query, wait a second; else until the next poll or the deadline.
+      const delay = found === null ? 1000 : Math.min(1000, Math.max(1, deadlineAt - Date.now()));
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.results.off(key, wake);
+          signal.removeEventListener('abort', wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, delay);
+        this.results.once(key, wake);
+        signal.addEventListener('abort', wake, { once: true });
+      });
+      await this.checkCancel().catch(() => {});
     }
   }
 
@@ -692,8 +1011,9 @@ export class Orchestrator {
     const gate = (['bake', 'health', 'dependency', 'validation'] as const).find(
       (g) => state.gates[g] && !state.gates[g]!.completedAt,
     );
-    const waiting =
-      gate && !FINAL_STATUSES.includes(row.status as DeploymentStatusName) ? state.gates[gate]! : undefined;
+    const ended = FINAL_STATUSES.includes(row.status as DeploymentStatusName);
+    const waiting = gate && !ended ? state.gates[gate]! : undefined;
+    const approval = ended ? undefined : pendingApproval(state);
     return {
       id: row.id,
       project: row.project,
@@ -704,11 +1024,23 @@ export class Orchestrator {
       status: row.status as DeploymentStatusName,
       phase: row.phase as Phase,
       triggeredBy: row.triggered_by,
+      kind: row.kind === 'rollback' ? 'rollback' : 'deploy',
       reason: state.failure?.reason ?? row.reason ?? undefined,
       blockedOn:
         waiting && gate
           ? { gate, group: GATES[gate].group, since: new Date(waiting.requestedAt).toISOString() }
           : undefined,
+      waitingFor: approval
+        ? {
+            kind: 'approval',
+            gate: approval.gate,
+            approvers: approval.approvers,
+            reason: approval.reason,
+            since: new Date(approval.requestedAt).toISOString(),
+            deadline: new Date(approval.deadlineAt).toISOString(),
+          }
+        : undefined,
+      freezeOverride: row.freeze_override ? (JSON.parse(row.freeze_override) as FreezeOverride) : undefined,
       state,
       createdAt: new Date(Number(row.created_at)).toISOString(),
       updatedAt: new Date(Number(row.updated_at)).toISOString(),

@@ -1,9 +1,15 @@
 import { type JsonObject, toJson } from '@bufbuild/protobuf';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { backoffDelay, sleep } from '../bus/backoff.js';
 import type { OutgoingEvent, Publisher } from '../bus/types.js';
 import { describeCause } from '../errors/index.js';
-import { DeploymentStatus, HealthCheckPurpose, resolveEventType, stageEventType } from '../events/index.js';
+import {
+  ApprovalOutcome,
+  DeploymentStatus,
+  HealthCheckPurpose,
+  resolveEventType,
+  stageEventType,
+} from '../events/index.js';
 import { ORCHESTRATOR_SOURCE } from '../events/sources.js';
 import type { Logger } from '../runtime/logging.js';
 import type { Lookup } from '../runtime/references.js';
@@ -13,12 +19,15 @@ import {
   buildHealthSpec,
   buildValidationSpec,
   executionWaves,
+  formatDuration,
   type Plan,
   type PlanStage,
   rollbackWavesFor,
 } from './plan/index.js';
 import { deployStage, rollbackStage, StageFailedError, type StageProvider } from './providers/index.js';
 import {
+  type ApprovalOutcomeName,
+  type ApprovalState,
   type DeploymentStatusName,
   type FailureState,
   GATES,
@@ -42,6 +51,14 @@ export interface SagaRecord {
   state: SagaState;
   /** Set for a manual rollback of a finished deployment. */
   reason?: string;
+  /**
+   * `rollback`: a rollback of the environment to an earlier release (`version`), which skips the
+   * validation and dependency gates (that version ran there) and is not rolled back automatically.
+   * @defaultValue `deploy`
+   */
+  kind?: 'deploy' | 'rollback';
+  /** Submitted inside a freeze with `--override-freeze`: announced in `deployment:started`. */
+  freezeOverride?: { window: string; reason: string; by: string };
 }
 
 export interface SagaDeps {
@@ -59,10 +76,26 @@ export interface SagaDeps {
     deadlineAt: number,
     signal: AbortSignal,
   ): Promise<{ eventId: string; payload: JsonObject } | undefined>;
+  /**
+   * Waits for the answer to a wait for a person (written durably by whoever answers). At the
+   * deadline it records and resolves the expiry; resolves undefined only when `signal` aborts.
+   */
+  awaitApproval(
+    gate: string,
+    deadlineAt: number,
+    signal: AbortSignal,
+  ): Promise<{ outcome: ApprovalOutcomeName; by: string; comment: string; answeredAt: number } | undefined>;
+  /** The dashboard's address, for the link in `approval:requested`; empty for none. */
+  dashboardUrl?: string;
   /** How long publishing may keep failing (Redis down) before the deployment fails closed. @defaultValue 30000 */
   publishRetryMs?: number;
   /** Replaces the provider of a stage (tests). */
   providerFor?: (stage: PlanStage) => StageProvider | undefined;
+  /**
+   * Runs in the transaction that writes the final state (e.g. the release ledger), so both are
+   * written or neither.
+   */
+  onFinal?: (trx: Transaction<Database>, record: SagaRecord) => Promise<void>;
 }
 
 /** The orchestrator lost its lease on the deployment (another instance took over): stop quietly. */
@@ -179,13 +212,26 @@ export class DeploymentSaga {
           triggeredBy: this.record.triggeredBy,
           previousVersion: this.record.previousVersion ?? '',
           stages: this.waves.flat().map((s) => s.name),
+          kind: this.record.kind ?? 'deploy',
+          freezeOverride: this.record.freezeOverride,
         },
       });
       state.started = true;
       await this.setPhase('validation');
     }
-    await this.gate('validation');
-    await this.gate('dependency');
+    // A rollback to an earlier release: that version passed both gates and its approvals when it
+    // was released there; restoring it waits for neither.
+    const rollingBack = this.record.kind === 'rollback';
+    if (!rollingBack) {
+      await this.gate('validation');
+      await this.gate('dependency');
+    }
+    if (this.plan.approval?.required && !rollingBack)
+      await this.approval(
+        'environment',
+        this.plan.approval,
+        `the plan asks for an approval before deploying ${this.record.version} to ${this.record.environment}`,
+      );
     await this.runStages();
     if (buildHealthSpec(this.plan).services.length === 0) {
       // Nothing to watch: the plan gives no service a health URL.
@@ -193,7 +239,123 @@ export class DeploymentSaga {
       return;
     }
     await this.gate('health');
+    await this.pauseIfInconclusive();
     if (this.plan.health.bakeMs > 0) await this.gate('bake');
+  }
+
+  /** The health verdict is DEGRADED or INCONCLUSIVE (not failing, not clearly healthy). */
+  private healthInconclusive(): boolean {
+    const verdict = this.record.state.gates.health?.verdict ?? '';
+    return (
+      !verdict.endsWith(':ROLLBACK') && (verdict.startsWith('DEGRADED') || verdict.startsWith('INCONCLUSIVE'))
+    );
+  }
+
+  /** `health.onInconclusive: pause`: a person decides whether an inconclusive release stays. */
+  private async pauseIfInconclusive(): Promise<void> {
+    if (this.plan.health.onInconclusive !== 'pause' || !this.healthInconclusive()) return;
+    const health = this.record.state.gates.health!;
+    await this.approval(
+      'health',
+      {
+        approvers: this.plan.approval?.approvers ?? 'deployer',
+        timeoutMs: this.plan.approval?.timeoutMs ?? 3_600_000,
+      },
+      `health gate ${health.verdict}: ${health.message ?? 'no details'}`,
+    );
+  }
+
+  /**
+   * Waits durably for a person: records the wait (its deadline fixed once), publishes
+   * `approval:requested` once, waits for the answer, publishes `approval:completed`, and goes on
+   * when approved. Rejected or expired, the deployment fails; a cancel during the wait cancels it.
+   * A resumed saga finds the wait in its state and continues it.
+   */
+  private async approval(
+    gate: string,
+    settings: { approvers: string; timeoutMs: number },
+    reason: string,
+  ): Promise<void> {
+    const { state } = this.record;
+    state.approvals ??= {};
+    let current: ApprovalState | undefined = state.approvals[gate];
+    if (!current?.outcome) {
+      this.throwIfCancelled();
+      await this.setPhase('approval');
+      if (!current) {
+        const now = Date.now();
+        current = {
+          gate,
+          approvers: settings.approvers,
+          reason,
+          requestedAt: now,
+          deadlineAt: now + settings.timeoutMs,
+          timeoutMs: settings.timeoutMs,
+          requestId: stepEventId(this.id, `approval:${gate}:requested`),
+        };
+        state.approvals[gate] = current;
+        await this.save();
+      }
+      const wait = current;
+      // Published at most once: a resumed saga that finds it in its events does not repeat it, and
+      // one that crashed before recording it publishes the same id (consumers deduplicate).
+      if (!state.events.some((e) => e.id === wait.requestId)) {
+        const base = this.deps.dashboardUrl?.replace(/\/+$/, '');
+        await this.publish(`approval:${gate}:requested`, {
+          type: 'approval:requested',
+          id: wait.requestId,
+          data: {
+            deploymentId: this.id,
+            ...this.context(),
+            gate,
+            approvers: wait.approvers,
+            reason: wait.reason,
+            deadline: timestamp(wait.deadlineAt),
+            url: base ? `${base}/deployments/${encodeURIComponent(this.id)}` : '',
+          },
+        });
+      }
+      const answer = await this.deps.awaitApproval(gate, wait.deadlineAt, this.cancel.signal);
+      this.throwIfCancelled();
+      if (!answer) throw new Cancelled('cancelled');
+      wait.outcome = answer.outcome;
+      wait.by = answer.by;
+      wait.comment = answer.comment;
+      wait.answeredAt = answer.answeredAt;
+      await this.save();
+    }
+    const done = current;
+    const completedStep = `approval:${gate}:completed`;
+    if (!state.events.some((e) => e.id === stepEventId(this.id, completedStep))) {
+      await this.publish(completedStep, {
+        type: 'approval:completed',
+        data: {
+          deploymentId: this.id,
+          ...this.context(),
+          gate,
+          outcome: ApprovalOutcome[done.outcome!],
+          by: done.by ?? '',
+          comment: done.comment ?? '',
+        },
+      });
+    }
+    const failedGate = gate === 'health' ? 'health' : 'approval';
+    if (done.outcome === 'REJECTED') {
+      throw new DeploymentFailure({
+        gate: failedGate,
+        reason: `rejected by ${done.by || 'an operator'}${done.comment ? `: ${done.comment}` : ''}`,
+        details: done.reason,
+      });
+    }
+    if (done.outcome === 'EXPIRED') {
+      throw new DeploymentFailure({
+        gate: failedGate,
+        reason: `approval for ${gate} expired after ${formatDuration(done.timeoutMs)}: nobody approved or rejected it (approvers: ${done.approvers})`,
+        details: done.reason,
+      });
+    }
+    if (gate === 'health')
+      this.warn(`health gate ${this.record.state.gates.health?.verdict}: approved by ${done.by}`);
   }
 
   private gateRequest(gate: GateName, requestId: string, deadlineSeconds: number): OutgoingEvent {
@@ -316,8 +478,13 @@ export class DeploymentSaga {
       return;
     }
     if (verdict.endsWith(':ROLLBACK') || verdict === 'UNHEALTHY') fail(current.message ?? 'unhealthy');
-    if (verdict.startsWith('DEGRADED') || verdict.startsWith('INCONCLUSIVE'))
+    if (verdict.startsWith('DEGRADED') || verdict.startsWith('INCONCLUSIVE')) {
+      // The bake period only warns; the health gate follows health.onInconclusive (`pause` is
+      // handled by pauseIfInconclusive once the verdict is recorded).
+      if (gate === 'health' && this.plan.health.onInconclusive === 'fail')
+        fail(`${verdict} verdict (health.onInconclusive: fail): ${current.message ?? 'no details'}`);
       this.warn(`${label}: ${current.message}`);
+    }
   }
 
   private warn(message: string): void {
@@ -330,6 +497,16 @@ export class DeploymentSaga {
     for (const wave of this.waves) {
       this.throwIfCancelled();
       const todo = wave.filter((s) => state.stages[s.name]?.status !== 'succeeded');
+      // One at a time, before the wave: a rejected stage must not leave a sibling waiting.
+      for (const stage of todo) {
+        if (!stage.approval?.required || this.record.kind === 'rollback') continue;
+        await this.approval(
+          `stage:${stage.name}`,
+          stage.approval,
+          `the plan asks for an approval before stage ${stage.name} deploys ${this.record.version}`,
+        );
+        await this.setPhase('stages');
+      }
       const outcomes = await Promise.allSettled(todo.map((stage) => this.runStage(stage)));
       const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
       if (failed) throw failed.reason;
@@ -474,7 +651,9 @@ export class DeploymentSaga {
         ([, s]) => s.status === 'succeeded' || s.status === 'rolled_back' || s.status === 'rollback_failed',
       )
       .map(([name]) => name);
-    const wantRollback = cancelled ? this.rollbackOnCancel : this.plan.rollback.automatic;
+    const wantRollback = cancelled
+      ? this.rollbackOnCancel
+      : this.plan.rollback.automatic && this.record.kind !== 'rollback';
     if (wantRollback && deployed.length > 0) {
       state.rollback ??= {
         reason: failure.reason,
@@ -708,19 +887,27 @@ export class DeploymentSaga {
   /** Writes the row, only while this instance still owns it. */
   private async save(final = false): Promise<void> {
     const now = Date.now();
-    const result = await this.deps.db
-      .updateTable('orchestrator_deployments')
-      .set({
-        status: this.record.status,
-        phase: this.record.phase,
-        state: JSON.stringify(this.record.state),
-        updated_at: now,
-        ...(final ? { finished_at: now, owner: null, lease_until: 0 } : {}),
-      })
-      .where('id', '=', this.id)
-      .where('owner', '=', this.deps.owner)
-      .executeTakeFirst();
-    if (Number(result.numUpdatedRows) !== 1) throw new LostOwnershipError(this.id);
+    const write = async (db: Kysely<Database>) => {
+      const result = await db
+        .updateTable('orchestrator_deployments')
+        .set({
+          status: this.record.status,
+          phase: this.record.phase,
+          state: JSON.stringify(this.record.state),
+          updated_at: now,
+          ...(final ? { finished_at: now, owner: null, lease_until: 0 } : {}),
+        })
+        .where('id', '=', this.id)
+        .where('owner', '=', this.deps.owner)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) throw new LostOwnershipError(this.id);
+    };
+    const onFinal = this.deps.onFinal;
+    if (!final || !onFinal) return write(this.deps.db);
+    await this.deps.db.transaction().execute(async (trx) => {
+      await write(trx);
+      await onFinal(trx, this.record);
+    });
   }
 }
 

@@ -25,6 +25,7 @@ export type Phase =
   | 'stages'
   | 'health'
   | 'bake'
+  | 'approval'
   | 'rollback'
   | 'done';
 
@@ -106,12 +107,42 @@ export interface RollbackState {
   status?: 'SUCCESS' | 'FAILURE';
   error?: string;
   manual?: boolean;
+  /** Who asked for a manual rollback. */
+  by?: string;
+}
+
+/** How a wait for a person ended (ApprovalOutcome of the events, without its prefix). */
+export type ApprovalOutcomeName = 'APPROVED' | 'REJECTED' | 'EXPIRED';
+
+/**
+ * A wait for a person: an approval the plan asks for, or a pause after an inconclusive health
+ * verdict. The deadline is fixed when the wait starts, so a saga resumed by another instance keeps it.
+ */
+export interface ApprovalState {
+  /** `environment`, `stage:<name>` or `health`. */
+  gate: string;
+  /** Role allowed to answer. */
+  approvers: string;
+  /** Why it waits, one line. */
+  reason: string;
+  requestedAt: number;
+  deadlineAt: number;
+  timeoutMs: number;
+  /** Id of the `approval:requested` event. */
+  requestId: string;
+  outcome?: ApprovalOutcomeName;
+  /** Who answered (empty when it expired). */
+  by?: string;
+  comment?: string;
+  answeredAt?: number;
 }
 
 /** Everything the saga must remember to continue after a crash. Stored as JSON in its row. */
 export interface SagaState {
   started: boolean;
   gates: Partial<Record<GateName, GateState>>;
+  /** Waits for a person, by gate (absent in states written before approvals existed). */
+  approvals?: Record<string, ApprovalState>;
   stages: Record<string, StageState>;
   failure?: FailureState;
   failurePublished?: boolean;
@@ -135,4 +166,9 @@ export function emptyState(): SagaState {
  */
 export function stepEventId(deploymentId: string, step: string): string {
   return stableEventId(`${deploymentId}\u0000${step}`, 'sha256');
+}
+
+/** The wait for a person that has no answer yet, if any. */
+export function pendingApproval(state: SagaState): ApprovalState | undefined {
+  return Object.values(state.approvals ?? {}).find((approval) => !approval.outcome);
 }

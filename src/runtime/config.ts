@@ -30,6 +30,8 @@ export interface Settings {
   logLevel: string;
   /** `MATERI_NOTIFIER_CONFIG`: the notifier's settings file (channels, routes). */
   notifierConfig?: string;
+  /** `MATERI_FREEZE_FILE`: freeze windows for every plan (YAML), read at each deploy request. */
+  freezeFile?: string;
   /** `MATERI_CLAIM_IDLE_MS`: a pending entry idle this long is taken from its (dead) consumer. @defaultValue 30000 */
   claimIdleMs: number;
   /** `MATERI_LEASE_MS`: an orchestrator that has not renewed its lease this long loses its deployments. @defaultValue 15000 */
@@ -73,6 +75,7 @@ const schema = z.object({
   MATERI_API_TOKEN: optionalText,
   MATERI_VIEWER_TOKEN: optionalText,
   MATERI_NOTIFIER_CONFIG: optionalText,
+  MATERI_FREEZE_FILE: optionalText,
   MATERI_CLAIM_IDLE_MS: optionalText.pipe(z.coerce.number<string | undefined>().int().min(100).optional()),
   MATERI_LEASE_MS: optionalText.pipe(z.coerce.number<string | undefined>().int().min(100).optional()),
   MATERI_STREAM_RETENTION_MS: optionalText.pipe(
@@ -105,6 +108,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     viewerToken: v.MATERI_VIEWER_TOKEN,
     logLevel: v.MATERI_LOG_LEVEL ?? 'info',
     notifierConfig: v.MATERI_NOTIFIER_CONFIG,
+    freezeFile: v.MATERI_FREEZE_FILE,
     claimIdleMs: v.MATERI_CLAIM_IDLE_MS ?? 30_000,
     leaseMs: v.MATERI_LEASE_MS ?? 15_000,
     streamRetentionMs: v.MATERI_STREAM_RETENTION_MS ?? 7 * 86_400_000,

@@ -173,7 +173,13 @@ export async function startStack(options: StackOptions): Promise<Stack> {
               channels: { inbox: { type: 'status', webhookUrl: '${MATERI_INBOX_URL}' } },
               routes: [
                 {
-                  events: ['deployment:started', 'deployment:completed', 'deployment:failed', 'rollback:*'],
+                  events: [
+                    'deployment:started',
+                    'deployment:completed',
+                    'deployment:failed',
+                    'rollback:*',
+                    'approval:*',
+                  ],
                   channels: ['inbox'],
                 },
               ],
@@ -208,6 +214,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         claimIdleMs,
         leaseMs: settings.leaseMs,
         concurrency: options.concurrency?.orchestrator,
+        dashboardUrl: settings.apiUrl,
+        freezeFile: settings.freezeFile,
+        // Stop the line: the incidents the notifier pages for, read with the notifier's own settings.
+        incidentRules: settings.notifierConfig
+          ? await loadNotifierSettings(settings.notifierConfig)
+          : undefined,
       });
       groups.push('orchestrator');
     }

@@ -62,6 +62,7 @@ function describeRebuild(result: RebuildShieldResult): string {
     `rebuilt ${result.deployments} deployment record(s) from ${result.events} logged event(s): ` +
     `${result.added} added from ${result.streams} stream(s) (${result.entries} entries), ` +
     `${result.kept} kept that the streams no longer hold` +
+    `; release ledger of ${result.environments} environment(s) recomputed` +
     (result.undecodable ? `, ${result.undecodable} undecodable entries skipped` : '') +
     '\n'
   );

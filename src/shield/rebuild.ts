@@ -3,9 +3,10 @@ import type { EventStreamReader } from '../bus/stream-reader.js';
 import { describeCause } from '../errors/index.js';
 import { decodeEntry } from '../events/codec.js';
 import type { DeploymentEvent } from '../events/envelope.js';
+import { type LedgerEvent, rebuildLedger } from '../orchestrator/ledger.js';
 import { type Logger, silentLogger } from '../runtime/logging.js';
 import type { Database } from '../store/schema.js';
-import type { EventOrigin } from './event-log.js';
+import { type EventOrigin, loggedEventOf, payloadOf } from './event-log.js';
 import { ShieldStore } from './store/shield-store.js';
 
 export interface RebuildShieldOptions {
@@ -38,6 +39,8 @@ export interface RebuildShieldResult {
    * from the streams before Shield logged them, so their history is partial (ids, sorted).
    */
   incomplete: string[];
+  /** Environments in the release ledger, recomputed from the log (see `rebuildLedger`). */
+  environments: number;
 }
 
 /**
@@ -67,6 +70,7 @@ export async function rebuildShield(options: RebuildShieldOptions): Promise<Rebu
     undecodable: 0,
     deployments: 0,
     incomplete: [],
+    environments: 0,
   };
   // Ids of the events the streams hold; the log's other events are the ones kept.
   const inStreams = new Set<string>();
@@ -100,6 +104,7 @@ export async function rebuildShield(options: RebuildShieldOptions): Promise<Rebu
   result.kept = Math.max(0, result.events - inStreams.size);
   result.deployments = await recomputeAll(store);
   result.incomplete = await store.deploymentsWithoutStart();
+  result.environments = (await rebuildLedger(options.db, await ledgerEvents(options.db))).environments;
   logger.info(result, 'shield projection rebuilt');
   return result;
 }
@@ -110,6 +115,27 @@ export async function rebuildShield(options: RebuildShieldOptions): Promise<Rebu
  */
 export async function recomputeShieldRecords(options: { db: Kysely<Database> }): Promise<number> {
   return recomputeAll(new ShieldStore(options.db));
+}
+
+/** The events the release ledger is computed from, in the order they were published. */
+async function ledgerEvents(db: Kysely<Database>): Promise<LedgerEvent[]> {
+  const rows = await db
+    .selectFrom('shield_events')
+    .selectAll()
+    .where('type', 'in', ['deployment:started', 'deployment:completed', 'rollback:completed'])
+    .orderBy('time')
+    .orderBy('seq')
+    .execute();
+  return rows.map((row) => {
+    const logged = loggedEventOf(row);
+    return {
+      type: logged.type,
+      deploymentId: logged.deploymentId,
+      source: logged.source,
+      time: new Date(logged.time),
+      data: payloadOf(logged),
+    } as LedgerEvent;
+  });
 }
 
 /** Recomputes each record in place, so readers never see the history empty meanwhile. */

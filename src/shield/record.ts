@@ -32,6 +32,7 @@ export type DeploymentPhase =
   | 'dependencies'
   | `stage:${string}`
   | 'health'
+  | 'approval'
   | 'rollback'
   | 'done';
 
@@ -172,6 +173,31 @@ export interface RollbackRecord {
   error: string | null;
 }
 
+/**
+ * A wait for a person (`approval:requested`) and how it ended (`approval:completed`): an approval
+ * the plan asks for before an environment or a stage, or a pause after an inconclusive health verdict.
+ */
+export interface ApprovalRecord {
+  /** Id of the `approval:requested` event (empty when only its completion is logged). */
+  eventId: string;
+  /** `environment`, `stage:<name>` or `health`. */
+  gate: string;
+  /** Role allowed to answer; empty means any operator. */
+  approvers: string;
+  reason: string;
+  requestedAt: string | null;
+  /** When the wait ends as `EXPIRED` if nobody answers. */
+  deadline: string | null;
+  /** Where a person answers (the deployment's dashboard page), when the orchestrator knows it. */
+  url: string;
+  /** `APPROVED`, `REJECTED`, `EXPIRED`; null while it waits (or when the deployment ended otherwise). */
+  outcome: 'APPROVED' | 'REJECTED' | 'EXPIRED' | null;
+  /** Who answered; null while it waits or when it expired. */
+  by: string | null;
+  comment: string | null;
+  answeredAt: string | null;
+}
+
 export interface NotificationRecord {
   eventId: string;
   at: string;
@@ -209,7 +235,7 @@ export interface DeploymentMetricsRecord {
 /**
  * An event of the deployment that is in the log but does not change its record:
  * - `source`: a type only the orchestrator publishes (the lifecycle, gate requests, stages,
- *   rollbacks), from another source than {@link ORCHESTRATOR_SOURCE};
+ *   rollbacks, approvals), from another source than {@link ORCHESTRATOR_SOURCE};
  * - `no-request`: a gate result whose `causation_id` names no gate request of the orchestrator
  *   (the orchestrator ignores such results too);
  * - `answered`: a second result to a request already answered (the orchestrator keeps the first).
@@ -244,6 +270,10 @@ export interface UnifiedDeployment {
   /** The bake-period health check after a successful deployment, if any. */
   bake: HealthRecord | null;
   rollback: RollbackRecord | null;
+  /** Every wait for a person, in request order. */
+  approvals: ApprovalRecord[];
+  /** The approval it waits for now (unanswered, while the deployment is active), or null. */
+  waitingFor: ApprovalRecord | null;
   notifications: NotificationRecord[];
   /** Why it failed (`deployment:failed`), or null. */
   failure: FailureRecord | null;
@@ -253,6 +283,10 @@ export interface UnifiedDeployment {
   correlationId: string;
   triggeredBy: string;
   previousVersion: string;
+  /** `deploy`, or `rollback` for a rollback of the environment to an earlier release. */
+  kind: 'deploy' | 'rollback';
+  /** Started inside a freeze on purpose (`--override-freeze`): the window, the reason, who. */
+  freezeOverride: { window: string; reason: string; by: string } | null;
   metrics: DeploymentMetricsRecord | null;
   /** Events of this deployment in the log (each event once), ignored ones included. */
   eventCount: number;
@@ -276,6 +310,8 @@ const TYPE_RANK: Record<string, number> = {
   'stage:completed': 6,
   'health:check:started': 7,
   'health:check:completed': 8,
+  'approval:requested': 8.3,
+  'approval:completed': 8.6,
   'deployment:failed': 9,
   'rollback:initiated': 10,
   'rollback:completed': 11,
@@ -309,6 +345,8 @@ const ORCHESTRATOR_TYPES = new Set([
   'health:check:started',
   'rollback:initiated',
   'rollback:completed',
+  'approval:requested',
+  'approval:completed',
 ]);
 
 /** Each gate result type and the request type it answers. */
@@ -517,6 +555,8 @@ function foldTrusted(
   const bake: typeof health = { requests: [], results: [] };
   const stageStarts = new Map<string, Folded<pb.DeploymentStageStartedEvent>>();
   const stageEnds = new Map<string, Folded<pb.DeploymentStageCompletedEvent>>();
+  const approvalRequests: Folded<pb.ApprovalRequestedEvent>[] = [];
+  const approvalAnswers: Folded<pb.ApprovalCompletedEvent>[] = [];
   const notifications: NotificationRecord[] = [];
   /** The latest event that moved the deployment forward, for the phase. */
   let progress: { phase: DeploymentPhase } | undefined;
@@ -580,6 +620,13 @@ function foldTrusted(
         progress = { phase: 'health' };
         break;
       }
+      case 'approval:requested':
+        approvalRequests.push({ event, data: data as pb.ApprovalRequestedEvent });
+        progress = { phase: 'approval' };
+        break;
+      case 'approval:completed':
+        approvalAnswers.push({ event, data: data as pb.ApprovalCompletedEvent });
+        break;
       case 'notification:sent': {
         const sent = data as pb.NotificationSentEvent;
         notifications.push({
@@ -685,10 +732,15 @@ function foldTrusted(
     }
   }
 
+  const approvals = approvalRecords(approvalRequests, approvalAnswers);
+  const waitingFor =
+    active && !rollbackStart ? (approvals.findLast((a) => a.answeredAt === null) ?? null) : null;
+
   let phase: DeploymentPhase;
   const openStage = stages.filter((s) => s.status === 'RUNNING').at(-1);
   if (!active) phase = 'done';
   else if (rollbackStart) phase = 'rollback';
+  else if (waitingFor) phase = 'approval';
   else if (openStage) phase = `stage:${openStage.stage}`;
   else if (blockedOn) phase = blockedOn.gate === 'dependency' ? 'dependencies' : blockedOn.gate;
   else phase = progress?.phase ?? 'pending';
@@ -786,6 +838,8 @@ function foldTrusted(
             error: rollbackEnd ? nonEmpty(rollbackEnd.data.errorMessage) : null,
           }
         : null,
+    approvals,
+    waitingFor,
     notifications,
     failure: failed
       ? {
@@ -802,6 +856,14 @@ function foldTrusted(
     correlationId: started?.event.correlationId ?? events[0]!.correlationId,
     triggeredBy: started?.data.triggeredBy ?? '',
     previousVersion: firstNonEmpty(started?.data.previousVersion, rollbackStart?.data.previousVersion),
+    kind: started?.data.kind === 'rollback' ? 'rollback' : 'deploy',
+    freezeOverride: started?.data.freezeOverride
+      ? {
+          window: started.data.freezeOverride.window,
+          reason: started.data.freezeOverride.reason,
+          by: started.data.freezeOverride.by,
+        }
+      : null,
     metrics: metrics
       ? {
           totalDurationMs: metrics.totalDurationMs,
@@ -820,6 +882,65 @@ function foldTrusted(
     // Sorted by time, so the last event is the latest.
     lastEventAt: events.at(-1)!.time,
   };
+}
+
+const APPROVAL_OUTCOMES: Record<number, ApprovalRecord['outcome']> = {
+  [pb.ApprovalOutcome.APPROVED]: 'APPROVED',
+  [pb.ApprovalOutcome.REJECTED]: 'REJECTED',
+  [pb.ApprovalOutcome.EXPIRED]: 'EXPIRED',
+};
+
+/**
+ * Pairs each `approval:completed` with its request: the one it names as its cause, else the
+ * oldest unanswered request of the same gate. An answer whose request is not logged (trimmed)
+ * still shows, without request facts.
+ */
+function approvalRecords(
+  requests: readonly Folded<pb.ApprovalRequestedEvent>[],
+  answers: readonly Folded<pb.ApprovalCompletedEvent>[],
+): ApprovalRecord[] {
+  const records = requests.map(
+    (r): ApprovalRecord => ({
+      eventId: r.event.id,
+      gate: r.data.gate,
+      approvers: r.data.approvers,
+      reason: r.data.reason,
+      requestedAt: r.event.time,
+      deadline: iso(r.data.deadline),
+      url: r.data.url,
+      outcome: null,
+      by: null,
+      comment: null,
+      answeredAt: null,
+    }),
+  );
+  for (const answer of answers) {
+    const open = records.filter((r) => r.answeredAt === null);
+    let record =
+      open.find((r) => r.eventId !== '' && r.eventId === answer.event.causationId) ??
+      open.find((r) => r.gate === answer.data.gate);
+    if (!record) {
+      record = {
+        eventId: '',
+        gate: answer.data.gate,
+        approvers: '',
+        reason: '',
+        requestedAt: null,
+        deadline: null,
+        url: '',
+        outcome: null,
+        by: null,
+        comment: null,
+        answeredAt: null,
+      };
+      records.push(record);
+    }
+    record.outcome = APPROVAL_OUTCOMES[answer.data.outcome] ?? null;
+    record.by = nonEmpty(answer.data.by);
+    record.comment = nonEmpty(answer.data.comment);
+    record.answeredAt = answer.event.time;
+  }
+  return records;
 }
 
 function firstList(...lists: (readonly string[] | undefined)[]): string[] {

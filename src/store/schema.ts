@@ -81,6 +81,10 @@ export interface OrchestratorDeploymentsTable {
   created_at: EpochMs;
   updated_at: EpochMs;
   finished_at: EpochMs | null;
+  /** `deploy`, or `rollback` for an environment rollback to an earlier release (`version`). */
+  kind: Generated<string>;
+  /** JSON `{window, reason, by}` when it was started with `--override-freeze` inside a freeze; null otherwise. */
+  freeze_override: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface OrchestratorGateResultsTable {
@@ -99,6 +103,19 @@ export interface OrchestratorEnvLocksTable {
   acquired_at: EpochMs;
 }
 
+/** The answer to a deployment's wait for a person (an approval or a pause), one per gate. */
+export interface OrchestratorApprovalsTable {
+  deployment_id: string;
+  /** `environment`, `stage:<name>` or `health`. */
+  gate: string;
+  /** `APPROVED`, `REJECTED` or `EXPIRED`. */
+  outcome: string;
+  /** Who answered; empty when it expired. */
+  answered_by: string;
+  comment: string;
+  answered_at: EpochMs;
+}
+
 export interface OrchestratorReleasesTable {
   project: string;
   environment: string;
@@ -108,11 +125,62 @@ export interface OrchestratorReleasesTable {
   deployed_at: EpochMs;
 }
 
+/**
+ * The release ledger: what runs in each (project, environment), written in the same transaction
+ * as the final state of the deployment that put it there (see src/orchestrator/ledger.ts).
+ */
+export interface OrchestratorLedgerTable {
+  project: string;
+  environment: string;
+  version: string;
+  deployment_id: string;
+  /** `deploy` or `rollback`. */
+  kind: string;
+  triggered_by: string;
+  since: EpochMs;
+}
+
+/** Every release an environment ever had, one row per time a version became current. */
+export interface OrchestratorLedgerHistoryTable {
+  id: Generated<number>;
+  project: string;
+  environment: string;
+  version: string;
+  deployment_id: string;
+  kind: string;
+  triggered_by: string;
+  since: EpochMs;
+  /** When the next release replaced it; null while current. */
+  until: EpochMs | null;
+}
+
+/** Open and resolved incidents that stop the line (see src/orchestrator/incidents.ts). */
+export interface OrchestratorIncidentsTable {
+  /** `<project>:<environment>:<deployment id>`. */
+  key: string;
+  project: string;
+  environment: string;
+  deployment_id: string;
+  /** The event that opened it. */
+  event_id: string;
+  event_type: string;
+  /** One line, the notifier's headline and reason. */
+  summary: string;
+  opened_at: EpochMs;
+  resolved_at: EpochMs | null;
+  /** The deployment whose success resolved it. */
+  resolved_by: string | null;
+}
+
 export interface Database extends ShieldTables {
   orchestrator_deployments: OrchestratorDeploymentsTable;
   orchestrator_gate_results: OrchestratorGateResultsTable;
   orchestrator_env_locks: OrchestratorEnvLocksTable;
   orchestrator_releases: OrchestratorReleasesTable;
+  orchestrator_incidents: OrchestratorIncidentsTable;
+  orchestrator_approvals: OrchestratorApprovalsTable;
+  orchestrator_ledger: OrchestratorLedgerTable;
+  orchestrator_ledger_history: OrchestratorLedgerHistoryTable;
   bus_alerts: BusAlertsTable;
   failed_events: FailedEventsTable;
 }

@@ -23,6 +23,7 @@ function viewOf(state: Partial<SagaState>, overrides: Partial<DeploymentView> = 
     status: 'RUNNING',
     phase: 'stages',
     triggeredBy: 'ana',
+    kind: 'deploy',
     state: { started: true, gates: {}, stages: {}, warnings: [], events: [], startedAt: T0, ...state },
     createdAt: at(0),
     updatedAt: at(0),

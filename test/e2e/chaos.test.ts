@@ -70,7 +70,7 @@ const plan = [
   '    provider: { type: command, deploy: "sleep 2" }',
   'validation: { images: false, timeout: 30s, checkTimeout: 2s }',
   'dependencies: { timeout: 30s }',
-  'health: { interval: 200ms, duration: 4s, requestTimeout: 500ms, timeout: 40s }',
+  'health: { interval: 200ms, duration: 4s, requestTimeout: 500ms, timeout: 40s, onInconclusive: succeed }',
   '',
 ].join('\n');
 

@@ -174,7 +174,7 @@ for (const backend of ['redis', 'embedded'] as const) {
         '  - { name: api, services: [api], provider: { type: command, deploy: "true" } }',
         'validation: { images: true, registry: { insecure: true }, checkTimeout: 20s, timeout: 60s }',
         'dependencies: { timeout: 60s }',
-        'health: { interval: 200ms, duration: 2s, requestTimeout: 20s, timeout: 60s }',
+        'health: { interval: 200ms, duration: 2s, requestTimeout: 20s, timeout: 60s, onInconclusive: succeed }',
         '',
       ].join('\n');
       // The orchestrator first: on the embedded backend it creates the store the others share.

@@ -126,7 +126,7 @@ export function localPlan(project: string, ports: [number, number, number]): str
     ...stage('web', web, 'api'),
     'validation: { images: false, timeout: 20s, checkTimeout: 2s }',
     'dependencies: { timeout: 20s, checkTimeout: 1s }',
-    'health: { interval: 200ms, duration: 1500ms, requestTimeout: 500ms, timeout: 20s }',
+    'health: { interval: 200ms, duration: 1500ms, requestTimeout: 500ms, timeout: 20s, onInconclusive: succeed }',
     '',
   ].join('\n');
 }

@@ -11,7 +11,7 @@ import { registerShieldRoutes, ShieldFeed, type UnifiedDeployment } from '../../
 import { FailedEventStore, openStore } from '../../src/store/index.js';
 import { BACKENDS } from '../store/backends.js';
 import { eventually, testRedis } from '../support/redis.js';
-import { deploymentScenario } from './fixtures.js';
+import { approvalEvents, deploymentScenario } from './fixtures.js';
 import { openSse, type ShieldHarness, startShield } from './harness.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the tests read arbitrary JSON answers and assert on them
@@ -293,7 +293,7 @@ describe.each(BACKENDS)('Shield API on $dialect', (backend) => {
   });
 
   it('serves the dashboard with a Content-Security-Policy and no inline code', async () => {
-    for (const path of ['/', '/deployments/api-1', '/operations']) {
+    for (const path of ['/', '/deployments/api-1', '/operations', '/environments']) {
       const response = await fetch(`${harness.url}${path}`);
       expect(response.status).toBe(200);
       expect(response.headers.get('content-security-policy')).toBe(
@@ -307,6 +307,41 @@ describe.each(BACKENDS)('Shield API on $dialect', (backend) => {
     expect(script.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
     expect((await fetch(`${harness.url}/static/..%2Fapi%2Froutes.ts`)).status).toBe(404);
     expect((await fetch(`${harness.url}/static/nothing.js`)).status).toBe(404);
+  });
+
+  it('shows that a running deployment waits for a person, in the list and on its own', async () => {
+    const id = `api-wait-${randomUUID().slice(0, 6)}`;
+    const start = new Date();
+    const scenario = deploymentScenario({ id, start, environment: 'approvals' }).filter(
+      (e) => e.time!.getTime() - start.getTime() <= 900,
+    );
+    const deadline = new Date(start.getTime() + 3_600_000);
+    await harness.bus.publisher.publishBatch([
+      ...scenario,
+      ...approvalEvents({
+        id,
+        correlationId: scenario[0]!.correlationId!,
+        at: new Date(start.getTime() + 950),
+        environment: 'approvals',
+        gate: 'stage:api',
+        approvers: '',
+        deadline,
+      }),
+    ]);
+    await eventually(async () => (await harness.shield.getDeployment(id))?.waitingFor != null, 10_000);
+    const listed = (await get('/api/deployments?environment=approvals&status=RUNNING')).body.deployments;
+    expect(listed.map((d: UnifiedDeployment) => [d.id, d.status, d.phase, d.waitingFor?.gate])).toEqual([
+      [id, 'RUNNING', 'approval', 'stage:api'],
+    ]);
+    const { body } = await get(`/api/deployments/${id}`);
+    expect(body.deployment.waitingFor).toMatchObject({
+      gate: 'stage:api',
+      approvers: '',
+      deadline: deadline.toISOString(),
+      outcome: null,
+    });
+    expect(body.deployment.approvals).toHaveLength(1);
+    expect(body.timeline.at(-1)).toMatchObject({ type: 'approval:requested', priority: 'HIGH' });
   });
 });
 

@@ -171,7 +171,7 @@ describe.each(BACKENDS)('Shield through the bus on $dialect', (backend) => {
     expect(text.stdout).toMatch(
       new RegExp(
         `^rebuilt ${live.length} deployment record\\(s\\) from ${published.length} logged event\\(s\\): ` +
-          `0 added from \\d+ stream\\(s\\) \\(${after.length} entries\\), ${trimmed} kept that the streams no longer hold\n$`,
+          `0 added from \\d+ stream\\(s\\) \\(${after.length} entries\\), ${trimmed} kept that the streams no longer hold; release ledger of \\d+ environment\\(s\\) recomputed\n$`,
       ),
     );
     expect(await allRecords(harness)).toEqual(live);

@@ -5,9 +5,9 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Router } from '../../src/bus/router.js';
 import type { OutgoingEvent } from '../../src/bus/types.js';
-import { DeploymentStatus } from '../../src/events/index.js';
+import { ApprovalOutcome, DeploymentStatus } from '../../src/events/index.js';
 import { sqliteBackend } from '../store/backends.js';
-import { deploymentScenario } from './fixtures.js';
+import { approvalEvents, deploymentScenario } from './fixtures.js';
 import { type ShieldHarness, startShield } from './harness.js';
 
 // Browser globals used inside page.evaluate callbacks (the project compiles without the DOM library).
@@ -456,6 +456,361 @@ describe('Shield dashboard in a browser', () => {
       await tab.close();
     } finally {
       await guarded.close();
+    }
+  });
+});
+
+describe('Shield dashboard: release controls in a browser', () => {
+  const OPERATOR = 'op-secret-token';
+  const VIEWER = 'viewer-secret-token';
+  let harness: ShieldHarness;
+  let browser: Browser;
+  /** Requests the page sent to the stand-ins of the orchestrator's routes. */
+  const calls: { method: string; path: string; body: unknown; authorization: string | undefined }[] = [];
+  const waitingId = `ui-wait-${randomUUID().slice(0, 6)}`;
+  const deadline = new Date(Date.now() + 2 * 3_600_000);
+  const releases = [
+    {
+      project: 'printery',
+      environment: 'production',
+      version: 'v3',
+      deploymentId: 'dep-v3',
+      since: '2026-03-01T10:00:00.000Z',
+      kind: 'deploy',
+      triggeredBy: 'ci:pipeline-42',
+    },
+    {
+      project: 'printery',
+      environment: 'staging',
+      version: 'v1',
+      deploymentId: 'dep-rb-1',
+      since: '2026-03-02T09:00:00.000Z',
+      kind: 'rollback',
+      triggeredBy: 'alice',
+    },
+  ];
+  const productionHistory = [
+    {
+      version: 'v3',
+      deploymentId: 'dep-v3',
+      kind: 'deploy',
+      since: '2026-03-01T10:00:00.000Z',
+      triggeredBy: 'ci',
+    },
+    {
+      version: 'v2',
+      deploymentId: 'dep-v2',
+      kind: 'deploy',
+      since: '2026-02-20T10:00:00.000Z',
+      until: '2026-03-01T10:00:00.000Z',
+      triggeredBy: 'ci',
+    },
+    {
+      version: 'v1',
+      deploymentId: 'dep-v1',
+      kind: 'deploy',
+      since: '2026-02-10T10:00:00.000Z',
+      until: '2026-02-20T10:00:00.000Z',
+      triggeredBy: 'ci',
+    },
+  ];
+
+  beforeAll(async () => {
+    await mkdir(artifacts, { recursive: true });
+    harness = await startShield(sqliteBackend, {
+      auth: { apiToken: OPERATOR, viewerToken: VIEWER },
+      // Stand-ins for the orchestrator's release routes, with the shapes of its API.
+      routes(app) {
+        const record = (request: {
+          method: string;
+          url: string;
+          body: unknown;
+          headers: { authorization?: string };
+        }) =>
+          calls.push({
+            method: request.method,
+            path: request.url,
+            body: request.body ?? null,
+            authorization: request.headers.authorization,
+          });
+        app.get('/api/environments', async () => releases);
+        app.get('/api/environments/:project/:environment/history', async (request) => {
+          const { environment } = request.params as { environment: string };
+          return environment === 'production' ? productionHistory : [];
+        });
+        app.post(
+          '/api/environments/:project/:environment/rollback',
+          { config: { access: 'write' } },
+          async (request, reply) => {
+            record(request);
+            const { environment } = request.params as { environment: string };
+            if (environment === 'staging') {
+              return reply.status(409).send({
+                error: {
+                  code: 'MATERI_ERR_NOT_CURRENT_RELEASE',
+                  message:
+                    'printery staging runs v1 (dep-rb-1), a rollback itself; nothing older to go back to',
+                },
+              });
+            }
+            const { to } = (request.body ?? {}) as { to?: string };
+            return reply.status(202).send({ id: 'dep-rb-2', status: 'RUNNING', version: to ?? 'v2' });
+          },
+        );
+        for (const verb of ['approve', 'reject']) {
+          app.post(
+            `/api/deployments/:id/${verb}`,
+            { config: { access: 'write' } },
+            async (request, reply) => {
+              record(request);
+              const { id } = request.params as { id: string };
+              if (verb === 'reject') {
+                return reply.status(409).send({
+                  error: {
+                    code: 'MATERI_ERR_CONFLICT',
+                    message: `deployment ${id} does not wait for an approval`,
+                  },
+                });
+              }
+              return reply.status(202).send({ id, status: 'RUNNING' });
+            },
+          );
+        }
+      },
+    });
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
+    // A deployment past its dependency gate, waiting for a person before its first stage.
+    const start = new Date();
+    const scenario = deploymentScenario({ id: waitingId, start }).filter(
+      (e) => e.time!.getTime() - start.getTime() <= 900,
+    );
+    await harness.bus.publisher.publishBatch([
+      ...scenario,
+      ...approvalEvents({
+        id: waitingId,
+        correlationId: scenario[0]!.correlationId!,
+        at: new Date(start.getTime() + 950),
+        deadline,
+        reason: 'production releases need a second pair of eyes',
+      }),
+    ]);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await harness?.close();
+  });
+
+  /** A tab that already holds a token (as after entering it), and the problems it reports. */
+  async function tab(token: string): Promise<{ page: Page; problems: string[] }> {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    await context.addInitScript({
+      content: `sessionStorage.setItem('materi.token', ${JSON.stringify(token)})`,
+    });
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('dialog', (dialog) => {
+      problems.push(`dialog: ${dialog.message()}`);
+      void dialog.dismiss();
+    });
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    page.on('console', (message) => {
+      // The browser logs every refused request (the 409s below) by itself.
+      if (message.type() === 'error' && !message.text().startsWith('Failed to load resource'))
+        problems.push(`console: ${message.text()}`);
+    });
+    return { page, problems };
+  }
+
+  const localTime = (page: Page, iso: string) =>
+    page.evaluate((value) => new Date(value).toLocaleString(undefined, { hour12: false }), iso);
+
+  it('shows a viewer what runs where and what a deployment waits for, without action buttons', async () => {
+    const { page, problems } = await tab(VIEWER);
+    try {
+      await page.goto(`${harness.url}/environments`);
+      const production = page.locator('#environments tr.environment[data-environment="production"]');
+      await production.waitFor();
+      expect(await page.locator('nav a.current').textContent()).toBe('Environments');
+      expect(await production.locator('td').allTextContents()).toEqual([
+        'printery',
+        'production',
+        'v3',
+        'dep-v3',
+        await localTime(page, releases[0]!.since),
+        'deploy',
+        'ci:pipeline-42',
+        '',
+      ]);
+      expect(await production.getByRole('link', { name: 'dep-v3' }).getAttribute('href')).toBe(
+        '/deployments/dep-v3',
+      );
+      const staging = page.locator('#environments tr.environment[data-environment="staging"]');
+      expect(await staging.locator('td').nth(5).textContent()).toBe('rollback');
+      expect(await page.getByRole('button', { name: 'Roll back…' }).count()).toBe(0);
+      expect(await page.locator('#read-only-notice').textContent()).toContain(
+        'Read-only: approving, rolling back and cancelling need the operator token.',
+      );
+      await page.screenshot({ path: `${artifacts}environments-viewer.png`, fullPage: true });
+
+      await page.goto(`${harness.url}/deployments/${waitingId}`);
+      const banner = page.locator('.approval-banner');
+      await banner.waitFor();
+      expect(await page.locator('.page-header .badge').textContent()).toBe('RUNNING');
+      expect(await page.locator('.page-header .phase').textContent()).toBe('approval');
+      expect(await banner.locator('.approval-text').textContent()).toBe(
+        `Waits for approval of environment by deployer until ${await localTime(page, deadline.toISOString())}`,
+      );
+      expect(await banner.locator('.approval-reason').textContent()).toBe(
+        'production releases need a second pair of eyes',
+      );
+      expect(await page.getByRole('button', { name: 'Approve' }).count()).toBe(0);
+      expect(await page.getByRole('button', { name: 'Reject' }).count()).toBe(0);
+      expect(await page.getByRole('button', { name: 'Cancel' }).count()).toBe(0);
+
+      // The viewer switches to the operator token: the actions appear.
+      await page.getByRole('button', { name: 'Enter the operator token' }).click();
+      await page.locator('#token-input').fill(OPERATOR);
+      await page.getByRole('button', { name: 'Use token' }).click();
+      await page.getByRole('button', { name: 'Approve' }).waitFor();
+      expect(await page.locator('#read-only-notice').count()).toBe(0);
+      expect(calls).toEqual([]);
+      expect(problems).toEqual([]);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it('lets an operator roll an environment back to a release it ran, and shows a refusal', async () => {
+    const { page, problems } = await tab(OPERATOR);
+    calls.length = 0;
+    try {
+      await page.goto(`${harness.url}/environments`);
+      const production = page.locator('#environments tr.environment[data-environment="production"]');
+      await production.getByRole('button', { name: 'Roll back…' }).click();
+      const form = page.locator('#environments tr.rollback-form');
+      await form.waitFor();
+      expect(await form.locator('.actions > span').first().textContent()).toBe(
+        'Roll back printery production from v3 to ',
+      );
+      const target = form.getByRole('combobox', { name: 'Roll back to' });
+      await form.locator('option[value="v1"]').waitFor({ state: 'attached' });
+      expect(await target.locator('option').allTextContents()).toEqual([
+        'the previous good release',
+        `v2 (deploy, since ${await localTime(page, productionHistory[1]!.since)})`,
+        `v1 (deploy, since ${await localTime(page, productionHistory[2]!.since)})`,
+      ]);
+      await target.selectOption('v1');
+      await form.getByRole('button', { name: 'Confirm roll back' }).click();
+      await form
+        .locator('.action-result', { hasText: 'rollback requested (RUNNING) dep-rb-2 → v1' })
+        .waitFor();
+      expect(await form.getByRole('link', { name: 'dep-rb-2' }).getAttribute('href')).toBe(
+        '/deployments/dep-rb-2',
+      );
+      expect(calls).toEqual([
+        {
+          method: 'POST',
+          path: '/api/environments/printery/production/rollback',
+          body: { to: 'v1' },
+          authorization: `Bearer ${OPERATOR}`,
+        },
+      ]);
+      await page.screenshot({ path: `${artifacts}environments-rollback.png`, fullPage: true });
+      await form.getByRole('button', { name: 'Close' }).click();
+      await form.waitFor({ state: 'detached' });
+
+      // The server refuses: its message is shown as it is.
+      const staging = page.locator('#environments tr.environment[data-environment="staging"]');
+      await staging.getByRole('button', { name: 'Roll back…' }).click();
+      await page.getByRole('button', { name: 'Confirm roll back' }).click();
+      await page
+        .locator('.rollback-form .action-result.error', {
+          hasText:
+            'rollback failed: printery staging runs v1 (dep-rb-1), a rollback itself; nothing older to go back to',
+        })
+        .waitFor();
+      expect(calls.at(-1)).toEqual({
+        method: 'POST',
+        path: '/api/environments/printery/staging/rollback',
+        body: {},
+        authorization: `Bearer ${OPERATOR}`,
+      });
+      expect(problems).toEqual([]);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it('lets an operator approve or reject a waiting deployment with a comment', async () => {
+    const { page, problems } = await tab(OPERATOR);
+    calls.length = 0;
+    try {
+      // The live card says it waits, too.
+      await page.goto(harness.url);
+      const card = page.locator(`.deployment-card[data-deployment-id="${waitingId}"]`);
+      await card.locator('.approval-banner').waitFor();
+      expect(await card.locator('.approval-text').textContent()).toMatch(
+        /^Waits for approval of environment by deployer until /,
+      );
+
+      await page.goto(`${harness.url}/deployments/${waitingId}`);
+      const banner = page.locator('.approval-banner');
+      await banner.getByRole('button', { name: 'Approve' }).click();
+      await banner.getByRole('textbox', { name: 'Comment' }).fill('ship it');
+      await page.screenshot({ path: `${artifacts}approval-operator.png`, fullPage: true });
+      await banner.getByRole('button', { name: 'Confirm approve' }).click();
+      await banner.locator('.action-result', { hasText: 'approve requested (RUNNING)' }).waitFor();
+      expect(calls).toEqual([
+        {
+          method: 'POST',
+          path: `/api/deployments/${waitingId}/approve`,
+          body: { comment: 'ship it' },
+          authorization: `Bearer ${OPERATOR}`,
+        },
+      ]);
+
+      await banner.getByRole('button', { name: 'Reject' }).click();
+      await banner.getByRole('textbox', { name: 'Comment' }).fill('');
+      await banner.getByRole('button', { name: 'Confirm reject' }).click();
+      await banner
+        .locator('.action-result.error', {
+          hasText: `reject failed: deployment ${waitingId} does not wait for an approval`,
+        })
+        .waitFor();
+      expect(calls.at(-1)).toMatchObject({ path: `/api/deployments/${waitingId}/reject`, body: {} });
+
+      // The orchestrator's answer arrives: the banner goes, the approval is listed with who answered.
+      const [requested] = (await harness.shield.timeline(waitingId)).filter(
+        (e) => e.type === 'approval:requested',
+      );
+      await harness.bus.publisher.publish({
+        type: 'approval:completed',
+        source: 'materi/orchestrator',
+        deploymentId: waitingId,
+        correlationId: requested!.correlationId,
+        causationId: requested!.id,
+        time: new Date(),
+        data: {
+          deploymentId: waitingId,
+          gate: 'environment',
+          outcome: ApprovalOutcome.APPROVED,
+          by: 'alice',
+          comment: 'ship it',
+        },
+      });
+      await banner.waitFor({ state: 'detached', timeout: 5000 });
+      const row = page.locator('#approvals tr[data-gate="environment"]');
+      await row.locator('.badge[data-status="APPROVED"]').waitFor();
+      expect(await row.locator('td').nth(6).textContent()).toBe('alice');
+      expect(await row.locator('td').nth(7).textContent()).toBe('ship it');
+      await page.screenshot({ path: `${artifacts}approval-answered.png`, fullPage: true });
+      expect(problems).toEqual([]);
+    } finally {
+      await page.context().close();
     }
   });
 });

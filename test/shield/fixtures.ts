@@ -4,6 +4,7 @@ import { prepareEvent } from '../../src/bus/outgoing.js';
 import type { OutgoingEvent } from '../../src/bus/types.js';
 import type { DeploymentEvent } from '../../src/events/envelope.js';
 import {
+  type ApprovalOutcome,
   CheckStatus,
   DependencyCheckResult,
   DeploymentStatus,
@@ -293,4 +294,64 @@ export function shuffled<T>(items: readonly T[], seed: number): T[] {
     [copy[i], copy[j]] = [copy[j]!, copy[i]!];
   }
   return copy;
+}
+
+export interface ApprovalOptions {
+  id: string;
+  correlationId: string;
+  /** Time of `approval:requested`. */
+  at: Date;
+  gate?: string;
+  approvers?: string;
+  reason?: string;
+  deadline?: Date;
+  url?: string;
+  project?: string;
+  environment?: string;
+  version?: string;
+  /** How it ends, after `answerAfterMs`; no `approval:completed` when left out. */
+  outcome?: ApprovalOutcome;
+  answerAfterMs?: number;
+  by?: string;
+  comment?: string;
+  /** Source of the answer. @defaultValue the orchestrator */
+  answerSource?: string;
+}
+
+/** A wait for a person as the orchestrator publishes it: `approval:requested`, then its answer. */
+export function approvalEvents(options: ApprovalOptions): OutgoingEvent[] {
+  const facts = {
+    deploymentId: options.id,
+    project: options.project ?? 'printery',
+    environment: options.environment ?? 'production',
+    version: options.version ?? 'v1.4.2',
+    gate: options.gate ?? 'environment',
+  };
+  const requested: OutgoingEvent = {
+    id: randomUUID(),
+    type: 'approval:requested',
+    time: options.at,
+    correlationId: options.correlationId,
+    deploymentId: options.id,
+    source: ORCHESTRATOR_SOURCE,
+    data: {
+      ...facts,
+      approvers: options.approvers ?? 'deployer',
+      reason: options.reason ?? 'production needs a second pair of eyes',
+      deadline: timestampFromDate(options.deadline ?? new Date(options.at.getTime() + 3_600_000)),
+      url: options.url ?? '',
+    },
+  };
+  if (options.outcome === undefined) return [requested];
+  const completed: OutgoingEvent = {
+    id: randomUUID(),
+    type: 'approval:completed',
+    time: new Date(options.at.getTime() + (options.answerAfterMs ?? 60_000)),
+    correlationId: options.correlationId,
+    causationId: requested.id!,
+    deploymentId: options.id,
+    source: options.answerSource ?? ORCHESTRATOR_SOURCE,
+    data: { ...facts, outcome: options.outcome, by: options.by ?? '', comment: options.comment ?? '' },
+  };
+  return [requested, completed];
 }

@@ -1,18 +1,26 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { HandlerContext } from '../../src/bus/types.js';
 import type { DeploymentEvent } from '../../src/events/envelope.js';
-import { DeploymentStatus, ValidationResult } from '../../src/events/index.js';
+import { ApprovalOutcome, DeploymentStatus, ValidationResult } from '../../src/events/index.js';
+import { ORCHESTRATOR_SOURCE } from '../../src/events/sources.js';
 import { createLogger, silentLogger } from '../../src/runtime/logging.js';
 import {
   createShieldProjection,
   type LoggedEvent,
+  recomputeShieldRecords,
   ShieldStore,
   type UnifiedDeployment,
 } from '../../src/shield/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { BACKENDS, type TestDatabase } from '../store/backends.js';
 import { testHandlerContext } from '../support/handler-context.js';
-import { asDeploymentEvents, deploymentScenario, shuffled } from './fixtures.js';
+import {
+  type ApprovalOptions,
+  approvalEvents,
+  asDeploymentEvents,
+  deploymentScenario,
+  shuffled,
+} from './fixtures.js';
 
 const logger = silentLogger();
 
@@ -446,5 +454,140 @@ describe.each(BACKENDS)('Shield projection on $dialect', (backend) => {
     expect(await ids({ environment: 'production' })).toEqual(['h-3', 'h-2']);
     expect(await ids({ service: 'api' })).toEqual(['h-2', 'h-1']);
     expect(await ids({ environment: 'production', service: 'api' })).toEqual(['h-2']);
+  });
+
+  describe('when a deployment waits for a person', () => {
+    const start = new Date('2026-03-01T10:00:00.000Z');
+    const requestedAt = new Date('2026-03-01T10:00:00.950Z');
+    const deadline = new Date('2026-03-01T11:00:00.950Z');
+    /** The scenario's events up to the dependency gate's answer, then a wait for approval. */
+    function waitingDeployment(id: string, approval: Partial<ApprovalOptions> = {}) {
+      const scenario = deploymentScenario({ id, start });
+      const correlationId = scenario[0]!.correlationId!;
+      const before = scenario.filter((e) => e.time!.getTime() - start.getTime() <= 900);
+      const after = scenario.filter((e) => e.time!.getTime() - start.getTime() > 900);
+      const wait = approvalEvents({
+        id,
+        correlationId,
+        at: requestedAt,
+        deadline,
+        url: `https://deploy.example/deployments/${id}`,
+        answerAfterMs: 50,
+        ...approval,
+      });
+      return { before, wait, after, correlationId };
+    }
+
+    it('shows what it waits for while RUNNING, then who answered and how', async () => {
+      const { before, wait, after } = waitingDeployment('dep-approve', {
+        outcome: ApprovalOutcome.APPROVED,
+        by: 'alice',
+        comment: 'ship it',
+      });
+      await deliver(asDeploymentEvents([...before, wait[0]!]));
+      const waiting = (await shield.getDeployment('dep-approve'))!;
+      const open = {
+        eventId: wait[0]!.id,
+        gate: 'environment',
+        approvers: 'deployer',
+        reason: 'production needs a second pair of eyes',
+        requestedAt: requestedAt.toISOString(),
+        deadline: deadline.toISOString(),
+        url: 'https://deploy.example/deployments/dep-approve',
+        outcome: null,
+        by: null,
+        comment: null,
+        answeredAt: null,
+      };
+      expect(waiting).toMatchObject({ status: 'RUNNING', phase: 'approval', blockedOn: null });
+      expect(waiting.waitingFor).toEqual(open);
+      expect(waiting.approvals).toEqual([open]);
+      expect((await shield.listDeployments({ status: ['RUNNING'] })).items[0]?.waitingFor?.gate).toBe(
+        'environment',
+      );
+
+      await deliver(asDeploymentEvents([wait[1]!]));
+      const approved = (await shield.getDeployment('dep-approve'))!;
+      const answered = {
+        ...open,
+        outcome: 'APPROVED',
+        by: 'alice',
+        comment: 'ship it',
+        answeredAt: '2026-03-01T10:00:01.000Z',
+      };
+      expect(approved).toMatchObject({ status: 'RUNNING', waitingFor: null });
+      expect(approved.approvals).toEqual([answered]);
+
+      await deliver(asDeploymentEvents(after));
+      const done = (await shield.getDeployment('dep-approve'))!;
+      expect(done).toMatchObject({ status: 'SUCCESS', phase: 'done', waitingFor: null });
+      expect(done.approvals).toEqual([answered]);
+
+      // Any order gives the same record, and so does recomputing it from the log (a rebuild).
+      const all = asDeploymentEvents([...before, ...wait, ...after]);
+      await shield.clear();
+      await deliver(shuffled(all, 7), 4);
+      expect(await shield.getDeployment('dep-approve')).toEqual(done);
+      expect(await recomputeShieldRecords({ db: store.db })).toBe(1);
+      expect(await shield.getDeployment('dep-approve')).toEqual(done);
+    });
+
+    it('records an expired wait on a failed deployment, with nobody as the answer', async () => {
+      const { before, wait, correlationId } = waitingDeployment('dep-expired', {
+        gate: 'stage:api',
+        outcome: ApprovalOutcome.EXPIRED,
+        answerAfterMs: 3_600_000,
+      });
+      const end = asDeploymentEvents([
+        {
+          type: 'deployment:failed',
+          time: new Date(deadline.getTime() + 10),
+          correlationId,
+          deploymentId: 'dep-expired',
+          source: ORCHESTRATOR_SOURCE,
+          data: {
+            deploymentId: 'dep-expired',
+            reason: 'approval of stage:api expired',
+            failedGate: 'approval',
+          },
+        },
+        {
+          type: 'deployment:completed',
+          time: new Date(deadline.getTime() + 20),
+          correlationId,
+          deploymentId: 'dep-expired',
+          source: ORCHESTRATOR_SOURCE,
+          data: { deploymentId: 'dep-expired', status: DeploymentStatus.FAILURE },
+        },
+      ]);
+      await deliver([...asDeploymentEvents([...before, ...wait]), ...end]);
+      const record = (await shield.getDeployment('dep-expired'))!;
+      expect(record).toMatchObject({ status: 'FAILURE', waitingFor: null });
+      expect(record.approvals).toMatchObject([
+        { gate: 'stage:api', outcome: 'EXPIRED', by: null, answeredAt: deadline.toISOString() },
+      ]);
+    });
+
+    it('counts approval events only from the orchestrator', async () => {
+      const { before, wait } = waitingDeployment('dep-forged-approval', {
+        outcome: ApprovalOutcome.APPROVED,
+        by: 'mallory',
+        answerSource: 'materi/cli',
+      });
+      await deliver(asDeploymentEvents([...before, ...wait]));
+      const record = (await shield.getDeployment('dep-forged-approval'))!;
+      expect(record.waitingFor).toMatchObject({ gate: 'environment', outcome: null });
+      expect(record.approvals).toHaveLength(1);
+      expect(record.ignoredEvents).toEqual([
+        {
+          eventId: wait[1]!.id,
+          type: 'approval:completed',
+          source: 'materi/cli',
+          code: 'source',
+          reason:
+            'approval:completed from "materi/cli": only the orchestrator (materi/orchestrator) moves a deployment',
+        },
+      ]);
+    });
   });
 });

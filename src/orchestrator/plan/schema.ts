@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { freezeListSchema } from '../freeze.js';
 import { providerSettingsSchema } from '../providers/settings.js';
 import { durationSchema } from './duration.js';
 import { envName, headers, holdsReference, port, text, urlField } from './fields.js';
@@ -21,6 +22,10 @@ export const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const STRATEGIES = ['rolling', 'blue-green', 'canary', 'recreate'] as const;
 export const MIGRATION_TOOLS = ['knex', 'node-pg-migrate', 'prisma', 'flyway', 'custom'] as const;
 export const NO_DATA_POLICIES = ['fail', 'pass', 'inconclusive'] as const;
+/** What a DEGRADED or INCONCLUSIVE health verdict does: wait for a person, fail, or warn and go on. */
+export const INCONCLUSIVE_POLICIES = ['pause', 'fail', 'succeed'] as const;
+/** Roles a token can have (viewer < deployer < admin); `approval.approvers` names one. */
+export const APPROVER_ROLES = ['viewer', 'deployer', 'admin'] as const;
 const COMPARISONS = ['>', '>=', '<', '<=', '==', '!='] as const;
 
 const envSource = z.discriminatedUnion('type', [
@@ -138,6 +143,18 @@ const service = z.strictObject({
   dependencies: z.array(dependency).default([]),
 });
 
+/** A person must approve before the deployment goes on (the environment, or one stage). */
+const approval = z
+  .strictObject({
+    /** @defaultValue true */
+    required: z.boolean().default(true),
+    /** Role allowed to answer. @defaultValue deployer */
+    approvers: z.enum(APPROVER_ROLES).default('deployer'),
+    /** Nobody answered this long: the deployment fails. @defaultValue 1h */
+    timeout: durationSchema().default(3_600_000),
+  })
+  .transform(({ timeout, ...rest }) => ({ ...rest, timeoutMs: timeout }));
+
 const stage = z
   .strictObject({
     name: z.string(),
@@ -147,6 +164,8 @@ const stage = z
     provider: providerSettingsSchema,
     /** Deadline of one deploy or rollback of this stage. @defaultValue 10m */
     timeout: durationSchema().default(600_000),
+    /** Wait for a person's approval before this stage runs. */
+    approval: approval.optional(),
   })
   .transform(({ timeout, ...rest }) => ({ ...rest, timeoutMs: timeout }));
 
@@ -250,6 +269,11 @@ const health = z
     bake: durationSchema().default(0),
     /** The orchestrator's deadline for one health gate. @defaultValue 5m */
     timeout: durationSchema().default(300_000),
+    /**
+     * A DEGRADED or INCONCLUSIVE verdict of the health gate: `pause` waits for a person (gate
+     * `health`), `fail` fails the gate, `succeed` warns and goes on. @defaultValue pause
+     */
+    onInconclusive: z.enum(INCONCLUSIVE_POLICIES).default('pause'),
   })
   .transform(({ interval, duration, requestTimeout, bake, timeout, ...rest }) => ({
     ...rest,
@@ -288,6 +312,13 @@ export const planSchema = z.strictObject({
   validation: validation.prefault({}),
   dependencies: dependencyGate.prefault({}),
   health: health.prefault({}),
+  /** Wait for a person's approval before the first stage (for the environment). */
+  approval: approval.optional(),
+  /**
+   * Times when the plan's environments take no deployment without `--override-freeze --reason`:
+   * weekly windows in a time zone, or one-off ranges (see src/orchestrator/freeze.ts).
+   */
+  freeze: freezeListSchema.default([]),
   rollback: z
     .strictObject({
       /** Roll back by itself when a stage or the health gate fails. @defaultValue true */

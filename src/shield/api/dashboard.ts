@@ -60,7 +60,7 @@ function serve(reply: FastifyReply, file: StaticFile): FastifyReply {
 }
 
 /**
- * The dashboard: `index.html` for `/`, `/history`, `/operations` and `/deployments/<id>` (routes of
+ * The dashboard: `index.html` for `/`, `/history`, `/environments`, `/operations` and `/deployments/<id>` (routes of
  * the page itself), and its scripts and styles under `/static/`. Public: the page holds no data;
  * its API calls carry the token.
  */
@@ -68,7 +68,7 @@ export function registerDashboardRoutes(app: FastifyInstance, webRoot = defaultW
   const files = loadFiles(webRoot);
   const index = files.get('index.html')!;
   const page = { config: { access: 'public' as const }, schema: { hide: true } };
-  for (const url of ['/', '/history', '/operations', '/deployments/:id']) {
+  for (const url of ['/', '/history', '/environments', '/operations', '/deployments/:id']) {
     app.get(url, page, async (_request, reply) => serve(reply, index));
   }
   app.get('/static/:file', page, async (request, reply) => {

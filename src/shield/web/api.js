@@ -14,6 +14,20 @@ export function storedToken() {
   return sessionStorage.getItem(TOKEN_KEY) || '';
 }
 
+/**
+ * What the server says about this page's caller (`GET /api/info`): action buttons show only when
+ * `canWrite` (the operator token, or any caller on loopback when the server has no token).
+ */
+export const session = { canWrite: false, writes: 'loopback' };
+
+/** Asks the server again what the stored token allows. Returns the `/api/info` answer. */
+export async function refreshSession() {
+  const info = await api('/api/info');
+  session.canWrite = info.caller?.canWrite === true;
+  session.writes = info.auth?.writes ?? 'loopback';
+  return info;
+}
+
 let tokenRequest;
 
 /** Shows the token form and resolves once a token was entered. Concurrent callers share it. */
@@ -33,6 +47,8 @@ export function askForToken(reason) {
       form.removeEventListener('submit', submit);
       tokenRequest = undefined;
       resolve();
+      // What the page may do depends on the token: the page asks the server again.
+      window.dispatchEvent(new Event('materi:token'));
     };
     form.addEventListener('submit', submit);
   });

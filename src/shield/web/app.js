@@ -1,7 +1,8 @@
 // The Shield dashboard: routes of the page, the live stream, and the views it feeds.
-import { api, openStream } from './api.js';
+import { api, askForToken, openStream, refreshSession, session } from './api.js';
 import { DeploymentPage } from './deployment.js';
 import { fill, h } from './dom.js';
+import { EnvironmentsView } from './environments.js';
 import { HistoryPanel } from './history.js';
 import { LivePanel } from './live.js';
 import { OperationsView } from './operations.js';
@@ -46,6 +47,9 @@ function route() {
   } else if (path === '/operations') {
     current = new OperationsView();
     section = 'operations';
+  } else if (path === '/environments') {
+    current = new EnvironmentsView();
+    section = 'environments';
   } else {
     current = new DeploymentsView();
   }
@@ -74,11 +78,32 @@ document.addEventListener('click', (event) => {
   window.scrollTo(0, 0);
 });
 window.addEventListener('popstate', route);
+// A new token may allow more (or less): show the actions it allows.
+window.addEventListener('materi:token', async () => {
+  await showNotices();
+  if (current) route();
+});
+
+/** Offers the operator token when the server wants one for actions and this page has none. */
+function readOnlyNotice() {
+  const button = h('button', { type: 'button' }, 'Enter the operator token');
+  button.addEventListener('click', () => {
+    askForToken('the operator token (MATERI_API_TOKEN) enables the actions');
+  });
+  return h(
+    'p',
+    { class: 'notice', id: 'read-only-notice' },
+    'Read-only: approving, rolling back and cancelling need the operator token. ',
+    button,
+  );
+}
 
 async function showNotices() {
   const notices = document.getElementById('notices');
+  notices.replaceChildren();
   try {
-    const info = await api('/api/info');
+    const info = await refreshSession();
+    if (session.writes === 'token' && !session.canWrite) notices.append(readOnlyNotice());
     if (info.auth?.writes === 'loopback') {
       notices.append(
         h(

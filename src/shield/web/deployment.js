@@ -1,6 +1,6 @@
 // One deployment: facts, timeline, check results, health charts, rollback, notifications and
 // every event, updated live.
-import { deploymentActions } from './actions.js';
+import { approvalBanner, deploymentActions } from './actions.js';
 import { api } from './api.js';
 import { serviceCharts } from './charts.js';
 import { ACTIVE, badge, externalLink, fill, formatDuration, formatTime, h, link, scrollable } from './dom.js';
@@ -133,6 +133,7 @@ export class DeploymentPage {
         h('span', { class: 'phase' }, r.phase),
       ),
       blocked,
+      approvalBanner(r),
       r.failure
         ? h(
             'div',
@@ -142,12 +143,21 @@ export class DeploymentPage {
             r.failure.details && !saidByFailure(r, r.failure.details) ? h('p', {}, r.failure.details) : null,
           )
         : null,
+      r.freezeOverride
+        ? h(
+            'div',
+            { class: 'freeze-override' },
+            h('strong', {}, 'Freeze overridden '),
+            `by ${r.freezeOverride.by}: ${r.freezeOverride.window} — reason: ${r.freezeOverride.reason}`,
+          )
+        : null,
       deploymentActions(r),
       facts([
         ['deployment', r.id],
         ['strategy', r.strategy],
         ['services', r.services.join(', ')],
         ['planned stages', r.plannedStages.join(' → ')],
+        ['kind', r.kind === 'rollback' ? 'rollback to an earlier release' : null],
         ['triggered by', r.triggeredBy],
         ['previous version', r.previousVersion],
         ['correlation id', r.correlationId],
@@ -160,6 +170,7 @@ export class DeploymentPage {
       this.dependenciesSection(r),
       this.healthSection(r, 'health', 'Health gate', r.health),
       this.healthSection(r, 'bake', 'Bake period', r.bake),
+      this.approvalsSection(r),
       this.rollbackSection(r),
       this.notificationsSection(r),
       section('events', `Events`, this.timeline),
@@ -271,6 +282,33 @@ export class DeploymentPage {
             ['message', s.message],
           ]),
           serviceCharts(s),
+        ),
+      ),
+    );
+  }
+
+  approvalsSection(r) {
+    const approvals = r.approvals ?? [];
+    if (approvals.length === 0) return null;
+    return section(
+      'approvals',
+      'Approvals',
+      table(
+        ['Gate', 'Approvers', 'Reason', 'Requested', 'Deadline', 'Outcome', 'By', 'Comment', 'Answered'],
+        approvals.map((a) =>
+          h(
+            'tr',
+            { 'data-gate': a.gate },
+            h('td', {}, a.gate),
+            h('td', {}, a.approvers || 'any operator'),
+            h('td', {}, a.reason),
+            h('td', {}, formatTime(a.requestedAt)),
+            h('td', {}, formatTime(a.deadline)),
+            h('td', {}, badge(a.outcome ?? (r.waitingFor?.eventId === a.eventId ? 'WAITING' : '–'))),
+            h('td', {}, a.by ?? ''),
+            h('td', {}, a.comment ?? ''),
+            h('td', {}, a.answeredAt ? formatTime(a.answeredAt) : ''),
+          ),
         ),
       ),
     );

@@ -1,6 +1,6 @@
 // Live deployments: running ones and those finished in the last half hour, each with its stage
 // timeline and the gate it waits on, ticking every second.
-import { deploymentActions } from './actions.js';
+import { approvalBanner, deploymentActions } from './actions.js';
 import { ACTIVE, badge, fill, formatDuration, formatTime, h, link } from './dom.js';
 import { renderGantt } from './gantt.js';
 
@@ -94,6 +94,7 @@ export class LivePanel {
         h('span', { class: 'phase' }, record.phase),
       ),
       blocked,
+      approvalBanner(record),
       record.failure ? h('p', { class: 'failure' }, `failed: ${record.failure.reason}`) : null,
       renderGantt(record, now),
       h(

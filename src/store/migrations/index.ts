@@ -16,7 +16,12 @@
  */
 
 import { createBusAlerts } from '../../dlq/migrations.js';
-import { createOrchestratorTables } from '../../orchestrator/migrations.js';
+import {
+  createApprovals,
+  createFreezeTables,
+  createOrchestratorTables,
+  createReleaseLedger,
+} from '../../orchestrator/migrations.js';
 import { shieldMigrations } from '../../shield/store/migrations.js';
 import type { StoreMigration } from '../migrate.js';
 import { createFailedEvents } from './202611291935_store_failed_events.js';
@@ -26,4 +31,7 @@ export const MIGRATIONS: readonly StoreMigration[] = [
   createBusAlerts,
   createOrchestratorTables,
   ...shieldMigrations,
+  createReleaseLedger,
+  createApprovals,
+  createFreezeTables,
 ];

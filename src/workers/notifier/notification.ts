@@ -1,6 +1,10 @@
+import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { DeploymentEvent } from '../../events/envelope.js';
 import {
   type AlertRaisedEvent,
+  type ApprovalCompletedEvent,
+  ApprovalOutcome,
+  type ApprovalRequestedEvent,
   CheckStatus,
   type DependencyCheckCompletedEvent,
   DependencyCheckResult,
@@ -41,6 +45,7 @@ export type NotificationPhase =
   | 'rolled-back'
   | 'warning'
   | 'info'
+  | 'waiting'
   | 'alert-firing'
   | 'alert-resolved';
 
@@ -98,6 +103,11 @@ export interface NotificationMessage {
   status: string;
   /** One sentence: `Deployment failed at stage railway`. */
   headline: string;
+  /**
+   * The whole story in one line, when the headline and subject do not tell it (a wait for
+   * approval: who may answer, until when, why). Channels show it under the headline.
+   */
+  summary?: string;
   /** What it is about: `materi v1.4.2 to production`. */
   subject: string;
   problem?: NotificationProblem;
@@ -125,6 +135,7 @@ const EMOJI: Record<NotificationPhase, string> = {
   'rolled-back': ':leftwards_arrow_with_hook:',
   warning: ':warning:',
   info: ':information_source:',
+  waiting: ':raised_hand:',
   'alert-firing': ':rotating_light:',
   'alert-resolved': ':white_check_mark:',
 };
@@ -140,6 +151,12 @@ interface Reading {
   details?: [string, string][];
   /** Services the event names (overrides remembered facts). */
   services?: string[];
+  /** See {@link NotificationMessage.summary}; `{subject}` stands for the subject. */
+  summary?: string;
+  /** Template values the event gives outside of a problem (an approval's gate and reason). */
+  values?: Partial<Pick<TemplateValues, 'gate' | 'reason'>>;
+  /** Where a person acts on it, when the event names its own page. */
+  link?: string;
 }
 
 type Data = Record<string, unknown>;
@@ -509,6 +526,69 @@ function readAlert(d: AlertRaisedEvent): Reading {
   };
 }
 
+/** `2026-03-01 11:00 UTC`: deadlines are read by people in several time zones. */
+function formatDeadline(d: ApprovalRequestedEvent): string {
+  if (!d.deadline) return 'no deadline';
+  return `${timestampDate(d.deadline).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+/** An http(s) URL, or undefined (a link must never become `javascript:` in an e-mail). */
+function httpUrl(value: string): string | undefined {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function readApprovalRequested(d: ApprovalRequestedEvent): Reading {
+  const approvers = d.approvers || 'any operator';
+  const deadline = formatDeadline(d);
+  const details: [string, string][] = [
+    ['Gate', d.gate],
+    ['Approvers', approvers],
+    ['Deadline', deadline],
+  ];
+  return {
+    severity: 'warning',
+    phase: 'waiting',
+    incident: 'none',
+    status: 'WAITING_FOR_APPROVAL',
+    headline: `Waits for approval (${d.gate})`,
+    summary: `{subject} waits for approval (${d.gate}) by ${approvers} until ${deadline}${d.reason ? `: ${d.reason}` : ''}`,
+    details,
+    values: { gate: d.gate, reason: d.reason },
+    link: httpUrl(d.url),
+  };
+}
+
+function readApprovalCompleted(d: ApprovalCompletedEvent): Reading {
+  const by = d.by || 'nobody';
+  const [severity, phase, status, headline]: [Severity, NotificationPhase, string, string] =
+    d.outcome === ApprovalOutcome.APPROVED
+      ? ['info', 'info', 'APPROVED', `Approved by ${by}`]
+      : d.outcome === ApprovalOutcome.REJECTED
+        ? ['warning', 'warning', 'REJECTED', `Rejected by ${by}`]
+        : d.outcome === ApprovalOutcome.EXPIRED
+          ? ['warning', 'warning', 'EXPIRED', 'Approval expired: nobody answered before the deadline']
+          : ['info', 'info', 'ANSWERED', 'Approval answered'];
+  const verb = status === 'EXPIRED' ? 'expired' : `${status.toLowerCase()} by ${by}`;
+  const details: [string, string][] = [['Gate', d.gate]];
+  if (d.by) details.push(['By', d.by]);
+  if (d.comment) details.push(['Comment', d.comment]);
+  return {
+    severity,
+    phase,
+    incident: 'none',
+    status,
+    headline,
+    summary: `{subject}: approval of ${d.gate} ${verb}${d.comment ? `: ${d.comment}` : ''}`,
+    details,
+    values: { gate: d.gate, reason: d.comment },
+  };
+}
+
 function read(event: DeploymentEvent): Reading {
   const data = event.data as never;
   switch (event.type) {
@@ -530,6 +610,10 @@ function read(event: DeploymentEvent): Reading {
       return readDependencies(data);
     case 'alert:raised':
       return readAlert(data);
+    case 'approval:requested':
+      return readApprovalRequested(data);
+    case 'approval:completed':
+      return readApprovalCompleted(data);
   }
   if (/^deployment:stage:[^:]+:started$/.test(event.type)) return readStageStarted(data);
   if (/^deployment:stage:[^:]+:completed$/.test(event.type)) return readStageCompleted(data);
@@ -634,9 +718,13 @@ export function buildNotification(event: DeploymentEvent, context: NotificationC
   const subject = alert
     ? alert.group
     : describeSubject(project, version, environment, deploymentId, event.type);
-  const link = deploymentId
-    ? `${context.dashboardUrl}/deployments/${encodeURIComponent(deploymentId)}`
-    : `${context.dashboardUrl}/`;
+  const link =
+    reading.link ??
+    (deploymentId
+      ? `${context.dashboardUrl}/deployments/${encodeURIComponent(deploymentId)}`
+      : `${context.dashboardUrl}/`);
+  // A function, so `$&` in a version name is not a replacement pattern.
+  const summary = reading.summary?.replace('{subject}', () => subject);
   const problem = reading.problem;
   const values: TemplateValues = {
     eventType: event.type,
@@ -650,9 +738,10 @@ export function buildNotification(event: DeploymentEvent, context: NotificationC
     severity: reading.severity,
     headline: reading.headline,
     subject,
-    reason: problem?.reason ?? '',
+    summary: summary ?? '',
+    reason: problem?.reason ?? reading.values?.reason ?? '',
     stage: problem?.stage ?? '',
-    gate: problem?.gate ?? '',
+    gate: problem?.gate ?? reading.values?.gate ?? '',
     check: problem?.check ?? '',
     details: problem?.details ?? '',
     services: services.join(', '),
@@ -679,6 +768,7 @@ export function buildNotification(event: DeploymentEvent, context: NotificationC
     status: reading.status,
     headline: reading.headline,
     subject,
+    ...(summary === undefined ? {} : { summary }),
     problem,
     link,
     details: reading.details ?? [],

@@ -19,6 +19,7 @@ export const TEMPLATE_FIELDS = [
   'severity',
   'headline',
   'subject',
+  'summary',
   'reason',
   'stage',
   'gate',

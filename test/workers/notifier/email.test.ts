@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DeploymentStatus } from '../../../src/events/index.js';
@@ -184,6 +185,37 @@ describe('e-mail channel (real SMTP server)', () => {
     );
     await mailChannel({ templates }).send(success);
     expect(parseMime(received[0]!.raw).headers.subject).toBe('info: Deployment succeeded (dep-43)');
+  });
+
+  it('asks for an approval with the whole story and a link to answer it', async () => {
+    const request = buildNotification(
+      decodedEvent('approval:requested', {
+        deploymentId: 'dep-60',
+        project: 'materi',
+        environment: 'production',
+        version: 'v1.5.0',
+        gate: 'environment',
+        approvers: 'deployer',
+        reason: 'change window <2> & review',
+        deadline: timestampFromDate(new Date('2026-03-01T18:00:00.000Z')),
+        url: '',
+      }),
+      { dashboardUrl: 'http://127.0.0.1:4600' },
+    );
+    await mailChannel().send(request);
+    const { headers, parts } = parseMime(received[0]!.raw);
+    expect(headers.subject).toBe('[production] materi v1.5.0: WAITING_FOR_APPROVAL');
+    const line =
+      'materi v1.5.0 to production waits for approval (environment) by deployer until 2026-03-01 18:00 UTC: ' +
+      'change window <2> & review';
+    const text = parts.find((p) => p.type === 'text/plain')!.body;
+    expect(text).toContain(`Waits for approval (environment)\nmateri v1.5.0 to production\n\n${line}\n`);
+    expect(text).toContain('Approve or reject in Shield: http://127.0.0.1:4600/deployments/dep-60');
+    const html = parts.find((p) => p.type === 'text/html')!.body;
+    expect(html).toContain(`<p>${line.replace('<2> &', '&lt;2&gt; &amp;')}</p>`);
+    expect(html).toContain(
+      '<a href="http://127.0.0.1:4600/deployments/dep-60">Approve or reject in Shield</a>',
+    );
   });
 
   it("fails with the server's answer and never the password when the login is refused", async () => {

@@ -1,7 +1,9 @@
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RedisPublisher } from '../../../src/bus/redis/publisher.js';
 import {
+  ApprovalOutcome,
   DeploymentStatus,
   ExecutionStatus,
   HealthStatus,
@@ -340,6 +342,54 @@ describe('notifier handler', () => {
     });
     await n.handle(healthy, ctx);
     expect(slack.requests).toHaveLength(1);
+  });
+
+  it('sends an approval request published on the bus to Slack and the team line, and records each delivery', async () => {
+    const n = notifier(
+      settings({
+        routes: [{ events: ['approval:*'], environments: ['production'], channels: ['deploys', 'team'] }],
+      }),
+    );
+    const ctx = handlerContext(publisher);
+    const request = await publishedEvent(publisher, redis, 'approval:requested', {
+      deploymentId: 'dep-70',
+      ...where,
+      version: 'v2.0.0',
+      gate: 'environment',
+      approvers: 'deployer',
+      reason: 'first release of the quarter',
+      deadline: timestampFromDate(new Date('2026-03-01T12:00:00.000Z')),
+    });
+    await n.handle(request, ctx);
+    expect(slack.requests).toHaveLength(1);
+    expect(slack.requests[0]!.problems).toEqual([]);
+    expect((slack.requests[0]!.json as { text: string }).text).toBe(
+      'materi v2.0.0 to production waits for approval (environment) by deployer until 2026-03-01 12:00 UTC: ' +
+        'first release of the quarter http://127.0.0.1:4600/deployments/dep-70',
+    );
+    expect(team.requests.map((r) => r.json)).toEqual([
+      { text: ':raised_hand: materi v2.0.0 to production: Waits for approval (environment)' },
+    ]);
+    const answer = await publishedEvent(publisher, redis, 'approval:completed', {
+      deploymentId: 'dep-70',
+      ...where,
+      version: 'v2.0.0',
+      gate: 'environment',
+      outcome: ApprovalOutcome.APPROVED,
+      by: 'alice',
+    });
+    await n.handle(answer, ctx);
+    expect(team.requests.at(-1)?.json).toEqual({
+      text: ':information_source: materi v2.0.0 to production: Approved by alice',
+    });
+    const sent = await notificationsSent(redis, prefix);
+    // Channels of one event are sent at once: their records may come in either order.
+    expect(sent.map((e) => [e.data.notifiedEventType, e.data.channel, e.data.outcome]).sort()).toEqual([
+      ['approval:completed', 'slack', NotificationOutcome.SENT],
+      ['approval:completed', 'status', NotificationOutcome.SENT],
+      ['approval:requested', 'slack', NotificationOutcome.SENT],
+      ['approval:requested', 'status', NotificationOutcome.SENT],
+    ]);
   });
 
   it('suppresses and counts messages over the rate limit, without failing the event', async () => {

@@ -1,7 +1,13 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/errors/index.js';
-import { DeploymentStatus, ExecutionStatus, HealthStatus } from '../../../src/events/index.js';
+import {
+  ApprovalOutcome,
+  DeploymentStatus,
+  ExecutionStatus,
+  HealthStatus,
+} from '../../../src/events/index.js';
 import {
   buildNotification,
   ChannelError,
@@ -174,6 +180,115 @@ describe('Slack channel', () => {
       channel('deploys', { type: 'slack', webhookUrl: '${DEAD_SLACK}' }).send(failed()),
     );
     expect(error.message).toBe('slack:deploys: request failed: ECONNREFUSED');
+  });
+});
+
+describe('approval messages on Slack', () => {
+  const settings = { type: 'slack', webhookUrl: '${SLACK_WEBHOOK_URL}' } as ChannelSettings;
+  const deadline = timestampFromDate(new Date('2026-03-01T11:30:00.000Z'));
+  const requested = (url: string) =>
+    buildNotification(
+      decodedEvent('approval:requested', {
+        deploymentId: 'dep-50',
+        ...where,
+        gate: 'stage:api',
+        approvers: 'deployer',
+        reason: 'production release <needs> a second pair of eyes',
+        deadline,
+        url,
+      }),
+      { dashboardUrl },
+    );
+
+  it('asks for approval in one line naming the gate, approvers, deadline and reason, linking to the page', async () => {
+    const message = requested('https://deploy.example.com/deployments/dep-50');
+    // Routed by default (not critical, not info: a person has to act).
+    expect(message.severity).toBe('warning');
+    await channel('deploys', settings).send(message);
+    const request = slack.requests[0]!;
+    expect(request.problems).toEqual([]);
+    const body = request.json as { text: string; blocks: Record<string, never>[] };
+    const line =
+      'materi v1.4.2 to production waits for approval (stage:api) by deployer until 2026-03-01 11:30 UTC: ' +
+      'production release <needs> a second pair of eyes';
+    expect(body.text).toBe(`${line} https://deploy.example.com/deployments/dep-50`);
+    const [header, section, actions] = body.blocks as unknown as [
+      { text: { text: string } },
+      { text: { text: string }; fields: { text: string }[] },
+      { elements: { url: string; style?: string; text: { text: string } }[] },
+    ];
+    expect(header.text.text).toBe('Waits for approval (stage:api): materi v1.4.2 to production');
+    expect(section.text.text).toBe(
+      `*Waits for approval (stage:api)*\n${line.replace('<needs>', '&lt;needs&gt;')}`,
+    );
+    expect(section.fields.map((f) => f.text)).toEqual(
+      expect.arrayContaining([
+        '*Status*\nWAITING_FOR_APPROVAL',
+        '*Gate*\nstage:api',
+        '*Approvers*\ndeployer',
+        '*Deadline*\n2026-03-01 11:30 UTC',
+      ]),
+    );
+    expect(actions.elements[0]).toMatchObject({
+      url: 'https://deploy.example.com/deployments/dep-50',
+      text: { text: 'Approve or reject in Shield' },
+    });
+    expect(actions.elements[0]?.style).toBeUndefined();
+  });
+
+  it("links to the dashboard's deployment page when the event names no usable URL", async () => {
+    for (const url of ['', 'javascript:alert(1)']) {
+      const message = requested(url);
+      expect(message.link).toBe('http://127.0.0.1:4600/deployments/dep-50');
+    }
+    const anyone = buildNotification(
+      decodedEvent('approval:requested', { deploymentId: 'dep-51', ...where, gate: 'health' }),
+      { dashboardUrl },
+    );
+    expect(anyone.summary).toBe(
+      'materi v1.4.2 to production waits for approval (health) by any operator until no deadline',
+    );
+  });
+
+  it('says how the wait ended and who answered', async () => {
+    const answer = (outcome: ApprovalOutcome, by: string, comment = '') =>
+      buildNotification(
+        decodedEvent('approval:completed', {
+          deploymentId: 'dep-50',
+          ...where,
+          gate: 'environment',
+          outcome,
+          by,
+          comment,
+        }),
+        { dashboardUrl },
+      );
+    const approved = answer(ApprovalOutcome.APPROVED, 'alice', 'ship it');
+    expect([approved.severity, approved.status, approved.headline, approved.summary]).toEqual([
+      'info',
+      'APPROVED',
+      'Approved by alice',
+      'materi v1.4.2 to production: approval of environment approved by alice: ship it',
+    ]);
+    const rejected = answer(ApprovalOutcome.REJECTED, 'bob', 'not on a Friday');
+    expect([rejected.severity, rejected.headline, rejected.summary]).toEqual([
+      'warning',
+      'Rejected by bob',
+      'materi v1.4.2 to production: approval of environment rejected by bob: not on a Friday',
+    ]);
+    const expired = answer(ApprovalOutcome.EXPIRED, '');
+    expect([expired.status, expired.headline, expired.summary]).toEqual([
+      'EXPIRED',
+      'Approval expired: nobody answered before the deadline',
+      'materi v1.4.2 to production: approval of environment expired',
+    ]);
+    await channel('deploys', settings).send(rejected);
+    const body = slack.requests[0]!.json as { text: string };
+    expect(slack.requests[0]!.problems).toEqual([]);
+    expect(body.text).toBe(
+      'materi v1.4.2 to production: approval of environment rejected by bob: not on a Friday ' +
+        'http://127.0.0.1:4600/deployments/dep-50',
+    );
   });
 });
 

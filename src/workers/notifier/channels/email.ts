@@ -26,15 +26,21 @@ function escapeHtml(text: string): string {
 
 const COLOURS = { info: '#2e7d32', warning: '#ef6c00', critical: '#c62828' } as const;
 
+/** What the link to Shield offers: a deployment waiting for a person is answered there. */
+function shieldLinkLabel(message: NotificationMessage): string {
+  return message.phase === 'waiting' ? 'Approve or reject in Shield' : 'Open in Shield';
+}
+
 /** The plain-text part. */
 export function emailText(message: NotificationMessage): string {
   const lines = [message.headline, message.subject, ''];
+  if (message.summary) lines.push(message.summary, '');
   if (message.problem?.reason) lines.push(`Reason: ${message.problem.reason}`);
   for (const [label, value] of summaryFields(message)) lines.push(`${label}: ${value}`);
   if (message.problem?.details) lines.push('', 'Details:', message.problem.details);
   lines.push(
     '',
-    `Open in Shield: ${message.link}`,
+    `${shieldLinkLabel(message)}: ${message.link}`,
     '',
     `Event ${message.event.type} ${message.event.id} at ${message.event.time.toISOString()}`,
   );
@@ -49,6 +55,7 @@ export function emailHtml(message: NotificationMessage): string {
         `<tr><th align="left" style="padding:4px 12px 4px 0">${escapeHtml(label)}</th><td style="padding:4px 0">${escapeHtml(value)}</td></tr>`,
     )
     .join('');
+  const summary = message.summary ? `<p>${escapeHtml(message.summary)}</p>` : '';
   const reason = message.problem?.reason ? `<p>${escapeHtml(message.problem.reason)}</p>` : '';
   const details = message.problem?.details
     ? `<pre style="background:#f5f5f5;padding:8px;white-space:pre-wrap">${escapeHtml(message.problem.details)}</pre>`
@@ -57,10 +64,11 @@ export function emailHtml(message: NotificationMessage): string {
     '<!doctype html><html><body style="font-family:sans-serif">',
     `<h2 style="color:${COLOURS[message.severity]}">${escapeHtml(message.headline)}</h2>`,
     `<p><strong>${escapeHtml(message.subject)}</strong></p>`,
+    summary,
     reason,
     `<table>${rows}</table>`,
     details,
-    `<p><a href="${escapeHtml(message.link)}">Open in Shield</a></p>`,
+    `<p><a href="${escapeHtml(message.link)}">${shieldLinkLabel(message)}</a></p>`,
     `<p style="color:#777;font-size:12px">${escapeHtml(message.event.type)} ${escapeHtml(message.event.id)} · ${message.event.time.toISOString()}</p>`,
     '</body></html>',
   ].join('\n');

@@ -46,6 +46,7 @@ export function summaryFields(message: NotificationMessage): [string, string][] 
 /** The Block Kit blocks of a message: header, section with fields, a button to Shield, context. */
 export function slackBlocks(message: NotificationMessage, title: string): Record<string, unknown>[] {
   const lines = [`*${escapeMrkdwn(message.headline)}*`];
+  if (message.summary) lines.push(escapeMrkdwn(message.summary));
   if (message.problem?.reason) lines.push(escapeMrkdwn(message.problem.reason));
   if (message.problem?.details) lines.push(`\`\`\`${escapeMrkdwn(cut(message.problem.details, 1500))}\`\`\``);
   const fields = summaryFields(message)
@@ -56,7 +57,11 @@ export function slackBlocks(message: NotificationMessage, title: string): Record
     }));
   const button: Record<string, unknown> = {
     type: 'button',
-    text: { type: 'plain_text', text: 'Open in Shield', emoji: true },
+    text: {
+      type: 'plain_text',
+      text: message.phase === 'waiting' ? 'Approve or reject in Shield' : 'Open in Shield',
+      emoji: true,
+    },
     url: message.link,
     action_id: 'open_shield',
   };
@@ -93,7 +98,8 @@ export const createSlackChannel: ChannelFactory<SlackChannelSettings> = (setting
       const url = parseHttpUrl(resolved.webhookUrl, target, 'webhookUrl');
       const title = renderTemplate(deps.templates.slackTitle, message.values) || message.headline;
       // `text` is what notifications and clients without Block Kit show.
-      const body = JSON.stringify({ text: `${title} ${message.link}`, blocks: slackBlocks(message, title) });
+      const text = `${message.summary ?? title} ${message.link}`;
+      const body = JSON.stringify({ text, blocks: slackBlocks(message, title) });
       const answer = await postBody(url, body, {
         target,
         field: 'webhookUrl',

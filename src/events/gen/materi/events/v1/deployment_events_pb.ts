@@ -12,7 +12,42 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file materi/events/v1/deployment_events.proto.
  */
 export const file_materi_events_v1_deployment_events: GenFile = /*@__PURE__*/
-  fileDesc("CihtYXRlcmkvZXZlbnRzL3YxL2RlcGxveW1lbnRfZXZlbnRzLnByb3RvEhBtYXRlcmkuZXZlbnRzLnYxIjUKCEFydGlmYWN0EgwKBG5hbWUYASABKAkSDAoEa2luZBgCIAEoCRINCgV2YWx1ZRgDIAEoCSKeAgoLU3RhZ2VSZXN1bHQSDQoFc3RhZ2UYASABKAkSMgoGc3RhdHVzGAIgASgOMiIubWF0ZXJpLmV2ZW50cy52MS5EZXBsb3ltZW50U3RhdHVzEhMKC2R1cmF0aW9uX21zGAMgASgFEhUKDWVycm9yX21lc3NhZ2UYBCABKAkSEAoIc2VydmljZXMYBSADKAkSLQoJYXJ0aWZhY3RzGAYgAygLMhoubWF0ZXJpLmV2ZW50cy52MS5BcnRpZmFjdBIuCgpzdGFydGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiiAEKFVZhbGlkYXRpb25DaGVja1Jlc3VsdBIMCgRuYW1lGAEgASgJEi0KBnN0YXR1cxgCIAEoDjIdLm1hdGVyaS5ldmVudHMudjEuQ2hlY2tTdGF0dXMSDwoHbWVzc2FnZRgDIAEoCRITCgtkdXJhdGlvbl9tcxgEIAEoBRIMCgRraW5kGAUgASgJIpkBChBEZXBlbmRlbmN5U3RhdHVzEgwKBG5hbWUYASABKAkSDAoEdHlwZRgCIAEoCRIPCgdoZWFsdGh5GAMgASgIEhIKCmxhdGVuY3lfbXMYBCABKAUSDwoHbWVzc2FnZRgFIAEoCRIQCghjcml0aWNhbBgGIAEoCBIQCghhdHRlbXB0cxgHIAEoBRIPCgdzZXJ2aWNlGAggASgJIlMKDEhlYWx0aFNhbXBsZRIRCglvZmZzZXRfbXMYASABKAUSEgoKbGF0ZW5jeV9tcxgCIAEoBRIKCgJvaxgDIAEoCBIQCghlbmRwb2ludBgEIAEoCSK1AgoTU2VydmljZUhlYWx0aFN0YXR1cxIPCgdzZXJ2aWNlGAEgASgJEi4KBnN0YXR1cxgCIAEoDjIeLm1hdGVyaS5ldmVudHMudjEuSGVhbHRoU3RhdHVzEhwKFHJlc3BvbnNlX3RpbWVfcDUwX21zGAMgASgBEhwKFHJlc3BvbnNlX3RpbWVfcDk1X21zGAQgASgBEhwKFHJlc3BvbnNlX3RpbWVfbWF4X21zGAUgASgBEhIKCmVycm9yX3JhdGUYBiABKAESFAoMc2FtcGxlX2NvdW50GAcgASgFEhcKD21ldHJpY3NfZmxvd2luZxgIIAEoCBIPCgdtZXNzYWdlGAkgASgJEi8KB3NhbXBsZXMYCiADKAsyHi5tYXRlcmkuZXZlbnRzLnYxLkhlYWx0aFNhbXBsZSKXAgoRRGVwbG95bWVudE1ldHJpY3MSGQoRdG90YWxfZHVyYXRpb25fbXMYASABKAUSHgoWdmFsaWRhdGlvbl9kdXJhdGlvbl9tcxgCIAEoBRIkChxkZXBlbmRlbmN5X2NoZWNrX2R1cmF0aW9uX21zGAMgASgFEhoKEnN0YWdlc19kdXJhdGlvbl9tcxgEIAEoBRIgChhoZWFsdGhfY2hlY2tfZHVyYXRpb25fbXMYBSABKAUSFAoMc3RhZ2VzX3RvdGFsGAYgASgFEhgKEHN0YWdlc19zdWNjZWVkZWQYByABKAUSGQoRc2VydmljZXNfZGVwbG95ZWQYCCABKAUSGAoQZXZlbnRzX3B1Ymxpc2hlZBgJIAEoBSLKAQoWRGVwbG95bWVudFN0YXJ0ZWRFdmVudBIVCg1kZXBsb3ltZW50X2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSEAoIc3RyYXRlZ3kYBCABKAkSEAoIc2VydmljZXMYBSADKAkSDwoHcHJvamVjdBgGIAEoCRIUCgx0cmlnZ2VyZWRfYnkYByABKAkSGAoQcHJldmlvdXNfdmVyc2lvbhgIIAEoCRIOCgZzdGFnZXMYCSADKAkifAobRGVwbG95bWVudFN0YWdlU3RhcnRlZEV2ZW50EhUKDWRlcGxveW1lbnRfaWQYASABKAkSDQoFc3RhZ2UYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSEAoIc2VydmljZXMYBCADKAkSEAoIcHJvdmlkZXIYBSABKAki5gEKHURlcGxveW1lbnRTdGFnZUNvbXBsZXRlZEV2ZW50EhUKDWRlcGxveW1lbnRfaWQYASABKAkSDQoFc3RhZ2UYAiABKAkSMgoGc3RhdHVzGAMgASgOMiIubWF0ZXJpLmV2ZW50cy52MS5EZXBsb3ltZW50U3RhdHVzEhMKC2R1cmF0aW9uX21zGAQgASgFEhUKDWVycm9yX21lc3NhZ2UYBSABKAkSLQoJYXJ0aWZhY3RzGAYgAygLMhoubWF0ZXJpLmV2ZW50cy52MS5BcnRpZmFjdBIQCghzZXJ2aWNlcxgHIAMoCSK1AgoYRGVwbG95bWVudENvbXBsZXRlZEV2ZW50EhUKDWRlcGxveW1lbnRfaWQYASABKAkSMgoGc3RhdHVzGAIgASgOMiIubWF0ZXJpLmV2ZW50cy52MS5EZXBsb3ltZW50U3RhdHVzEhkKEXRvdGFsX2R1cmF0aW9uX21zGAMgASgFEjQKDXN0YWdlX3Jlc3VsdHMYBCADKAsyHS5tYXRlcmkuZXZlbnRzLnYxLlN0YWdlUmVzdWx0EjQKB21ldHJpY3MYBSABKAsyIy5tYXRlcmkuZXZlbnRzLnYxLkRlcGxveW1lbnRNZXRyaWNzEg8KB3ZlcnNpb24YBiABKAkSEwoLZW52aXJvbm1lbnQYByABKAkSDwoHcHJvamVjdBgIIAEoCRIQCghzZXJ2aWNlcxgJIAMoCSK3AQoVRGVwbG95bWVudEZhaWxlZEV2ZW50EhUKDWRlcGxveW1lbnRfaWQYASABKAkSDgoGcmVhc29uGAIgASgJEhQKDGZhaWxlZF9zdGFnZRgDIAEoCRIVCg1lcnJvcl9kZXRhaWxzGAQgASgJEhMKC2ZhaWxlZF9nYXRlGAUgASgJEhMKC2Vudmlyb25tZW50GAYgASgJEg8KB3ZlcnNpb24YByABKAkSDwoHcHJvamVjdBgIIAEoCSKsAQoWUm9sbGJhY2tJbml0aWF0ZWRFdmVudBIVCg1kZXBsb3ltZW50X2lkGAEgASgJEhgKEHByZXZpb3VzX3ZlcnNpb24YAiABKAkSDgoGcmVhc29uGAMgASgJEhoKEnN0YWdlc190b19yb2xsYmFjaxgEIAMoCRITCgtlbnZpcm9ubWVudBgFIAEoCRIPCgd2ZXJzaW9uGAYgASgJEg8KB3Byb2plY3QYByABKAki/gEKFlJvbGxiYWNrQ29tcGxldGVkRXZlbnQSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIyCgZzdGF0dXMYAiABKA4yIi5tYXRlcmkuZXZlbnRzLnYxLkRlcGxveW1lbnRTdGF0dXMSGAoQcmVzdG9yZWRfdmVyc2lvbhgDIAEoCRITCgtkdXJhdGlvbl9tcxgEIAEoBRIcChRyb2xsZWRfYmFja19zZXJ2aWNlcxgFIAMoCRIVCg1lcnJvcl9tZXNzYWdlGAYgASgJEhMKC2Vudmlyb25tZW50GAcgASgJEg8KB3ZlcnNpb24YCCABKAkSDwoHcHJvamVjdBgJIAEoCSKWAQoWVmFsaWRhdGlvblN0YXJ0ZWRFdmVudBIVCg1kZXBsb3ltZW50X2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSJQoEc3BlYxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSGAoQZGVhZGxpbmVfc2Vjb25kcxgFIAEoBSKBAgoYVmFsaWRhdGlvbkNvbXBsZXRlZEV2ZW50EhUKDWRlcGxveW1lbnRfaWQYASABKAkSMgoGcmVzdWx0GAIgASgOMiIubWF0ZXJpLmV2ZW50cy52MS5WYWxpZGF0aW9uUmVzdWx0EjcKBmNoZWNrcxgDIAMoCzInLm1hdGVyaS5ldmVudHMudjEuVmFsaWRhdGlvbkNoZWNrUmVzdWx0EjsKEGV4ZWN1dGlvbl9zdGF0dXMYBCABKA4yIS5tYXRlcmkuZXZlbnRzLnYxLkV4ZWN1dGlvblN0YXR1cxIPCgdtZXNzYWdlGAUgASgJEhMKC2R1cmF0aW9uX21zGAYgASgFIooBChtEZXBlbmRlbmN5Q2hlY2tTdGFydGVkRXZlbnQSFQoNZGVwbG95bWVudF9pZBgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRIlCgRzcGVjGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIYChBkZWFkbGluZV9zZWNvbmRzGAQgASgFIowCCh1EZXBlbmRlbmN5Q2hlY2tDb21wbGV0ZWRFdmVudBIVCg1kZXBsb3ltZW50X2lkGAEgASgJEjcKBnJlc3VsdBgCIAEoDjInLm1hdGVyaS5ldmVudHMudjEuRGVwZW5kZW5jeUNoZWNrUmVzdWx0EjgKDGRlcGVuZGVuY2llcxgDIAMoCzIiLm1hdGVyaS5ldmVudHMudjEuRGVwZW5kZW5jeVN0YXR1cxI7ChBleGVjdXRpb25fc3RhdHVzGAQgASgOMiEubWF0ZXJpLmV2ZW50cy52MS5FeGVjdXRpb25TdGF0dXMSDwoHbWVzc2FnZRgFIAEoCRITCgtkdXJhdGlvbl9tcxgGIAEoBSK6AQoXSGVhbHRoQ2hlY2tTdGFydGVkRXZlbnQSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIQCghzZXJ2aWNlcxgCIAMoCRIlCgRzcGVjGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI1CgdwdXJwb3NlGAQgASgOMiQubWF0ZXJpLmV2ZW50cy52MS5IZWFsdGhDaGVja1B1cnBvc2USGAoQZGVhZGxpbmVfc2Vjb25kcxgFIAEoBSLSAgoZSGVhbHRoQ2hlY2tDb21wbGV0ZWRFdmVudBIVCg1kZXBsb3ltZW50X2lkGAEgASgJEi4KBnN0YXR1cxgCIAEoDjIeLm1hdGVyaS5ldmVudHMudjEuSGVhbHRoU3RhdHVzEjcKCHNlcnZpY2VzGAMgAygLMiUubWF0ZXJpLmV2ZW50cy52MS5TZXJ2aWNlSGVhbHRoU3RhdHVzEhwKFHJvbGxiYWNrX3JlY29tbWVuZGVkGAQgASgIEg4KBnJlYXNvbhgFIAEoCRI7ChBleGVjdXRpb25fc3RhdHVzGAYgASgOMiEubWF0ZXJpLmV2ZW50cy52MS5FeGVjdXRpb25TdGF0dXMSNQoHcHVycG9zZRgHIAEoDjIkLm1hdGVyaS5ldmVudHMudjEuSGVhbHRoQ2hlY2tQdXJwb3NlEhMKC2R1cmF0aW9uX21zGAggASgFItABChVOb3RpZmljYXRpb25TZW50RXZlbnQSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIPCgdjaGFubmVsGAIgASgJEg4KBnRhcmdldBgDIAEoCRIZChFub3RpZmllZF9ldmVudF9pZBgEIAEoCRIbChNub3RpZmllZF9ldmVudF90eXBlGAUgASgJEjYKB291dGNvbWUYBiABKA4yJS5tYXRlcmkuZXZlbnRzLnYxLk5vdGlmaWNhdGlvbk91dGNvbWUSDwoHbWVzc2FnZRgHIAEoCSK4AQoQQWxlcnRSYWlzZWRFdmVudBINCgVhbGVydBgBIAEoCRINCgVncm91cBgCIAEoCRIQCghzZXZlcml0eRgDIAEoCRIPCgdzdW1tYXJ5GAQgASgJEg0KBXZhbHVlGAUgASgBEhEKCXRocmVzaG9sZBgGIAEoARIQCghyZXNvbHZlZBgHIAEoCBIvCgtvYnNlcnZlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0gEKFkFwcHJvdmFsUmVxdWVzdGVkRXZlbnQSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEg8KB3ZlcnNpb24YBCABKAkSDAoEZ2F0ZRgFIAEoCRIRCglhcHByb3ZlcnMYBiABKAkSDgoGcmVhc29uGAcgASgJEiwKCGRlYWRsaW5lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgN1cmwYCSABKAkixQEKFkFwcHJvdmFsQ29tcGxldGVkRXZlbnQSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEg8KB3ZlcnNpb24YBCABKAkSDAoEZ2F0ZRgFIAEoCRIyCgdvdXRjb21lGAYgASgOMiEubWF0ZXJpLmV2ZW50cy52MS5BcHByb3ZhbE91dGNvbWUSCgoCYnkYByABKAkSDwoHY29tbWVudBgIIAEoCSr1AQoQRGVwbG95bWVudFN0YXR1cxIhCh1ERVBMT1lNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEh0KGURFUExPWU1FTlRfU1RBVFVTX1BFTkRJTkcQARIdChlERVBMT1lNRU5UX1NUQVRVU19SVU5OSU5HEAISHQoZREVQTE9ZTUVOVF9TVEFUVVNfU1VDQ0VTUxADEh0KGURFUExPWU1FTlRfU1RBVFVTX0ZBSUxVUkUQBBIhCh1ERVBMT1lNRU5UX1NUQVRVU19ST0xMRURfQkFDSxAFEh8KG0RFUExPWU1FTlRfU1RBVFVTX0NBTkNFTExFRBAGKpEBChBWYWxpZGF0aW9uUmVzdWx0EiEKHVZBTElEQVRJT05fUkVTVUxUX1VOU1BFQ0lGSUVEEAASHAoYVkFMSURBVElPTl9SRVNVTFRfUEFTU0VEEAESHAoYVkFMSURBVElPTl9SRVNVTFRfRkFJTEVEEAISHgoaVkFMSURBVElPTl9SRVNVTFRfV0FSTklOR1MQAyq/AQoVRGVwZW5kZW5jeUNoZWNrUmVzdWx0EicKI0RFUEVOREVOQ1lfQ0hFQ0tfUkVTVUxUX1VOU1BFQ0lGSUVEEAASJwojREVQRU5ERU5DWV9DSEVDS19SRVNVTFRfQUxMX0hFQUxUSFkQARIpCiVERVBFTkRFTkNZX0NIRUNLX1JFU1VMVF9TT01FX0RFR1JBREVEEAISKQolREVQRU5ERU5DWV9DSEVDS19SRVNVTFRfQUxMX1VOSEVBTFRIWRADKqEBCgxIZWFsdGhTdGF0dXMSHQoZSEVBTFRIX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFUhFQUxUSF9TVEFUVVNfSEVBTFRIWRABEhoKFkhFQUxUSF9TVEFUVVNfREVHUkFERUQQAhIbChdIRUFMVEhfU1RBVFVTX1VOSEVBTFRIWRADEh4KGkhFQUxUSF9TVEFUVVNfSU5DT05DTFVTSVZFEAQqkQEKC0NoZWNrU3RhdHVzEhwKGENIRUNLX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE0NIRUNLX1NUQVRVU19QQVNTRUQQARIXChNDSEVDS19TVEFUVVNfRkFJTEVEEAISGAoUQ0hFQ0tfU1RBVFVTX1dBUk5JTkcQAxIYChRDSEVDS19TVEFUVVNfU0tJUFBFRBAEKpEBCg9FeGVjdXRpb25TdGF0dXMSIAocRVhFQ1VUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh4KGkVYRUNVVElPTl9TVEFUVVNfU1VDQ0VFREVEEAESHAoYRVhFQ1VUSU9OX1NUQVRVU19FUlJPUkVEEAISHgoaRVhFQ1VUSU9OX1NUQVRVU19USU1FRF9PVVQQAyp/ChJIZWFsdGhDaGVja1B1cnBvc2USJAogSEVBTFRIX0NIRUNLX1BVUlBPU0VfVU5TUEVDSUZJRUQQABIkCiBIRUFMVEhfQ0hFQ0tfUFVSUE9TRV9QT1NUX0RFUExPWRABEh0KGUhFQUxUSF9DSEVDS19QVVJQT1NFX0JBS0UQAiqgAQoTTm90aWZpY2F0aW9uT3V0Y29tZRIkCiBOT1RJRklDQVRJT05fT1VUQ09NRV9VTlNQRUNJRklFRBAAEh0KGU5PVElGSUNBVElPTl9PVVRDT01FX1NFTlQQARIfChtOT1RJRklDQVRJT05fT1VUQ09NRV9GQUlMRUQQAhIjCh9OT1RJRklDQVRJT05fT1VUQ09NRV9TVVBQUkVTU0VEEAMqjwEKD0FwcHJvdmFsT3V0Y29tZRIgChxBUFBST1ZBTF9PVVRDT01FX1VOU1BFQ0lGSUVEEAASHQoZQVBQUk9WQUxfT1VUQ09NRV9BUFBST1ZFRBABEh0KGUFQUFJPVkFMX09VVENPTUVfUkVKRUNURUQQAhIcChhBUFBST1ZBTF9PVVRDT01FX0VYUElSRUQQA2IGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CihtYXRlcmkvZXZlbnRzL3YxL2RlcGxveW1lbnRfZXZlbnRzLnByb3RvEhBtYXRlcmkuZXZlbnRzLnYxIjwKDkZyZWV6ZU92ZXJyaWRlEg4KBndpbmRvdxgBIAEoCRIOCgZyZWFzb24YAiABKAkSCgoCYnkYAyABKAkiNQoIQXJ0aWZhY3QSDAoEbmFtZRgBIAEoCRIMCgRraW5kGAIgASgJEg0KBXZhbHVlGAMgASgJIp4CCgtTdGFnZVJlc3VsdBINCgVzdGFnZRgBIAEoCRIyCgZzdGF0dXMYAiABKA4yIi5tYXRlcmkuZXZlbnRzLnYxLkRlcGxveW1lbnRTdGF0dXMSEwoLZHVyYXRpb25fbXMYAyABKAUSFQoNZXJyb3JfbWVzc2FnZRgEIAEoCRIQCghzZXJ2aWNlcxgFIAMoCRItCglhcnRpZmFjdHMYBiADKAsyGi5tYXRlcmkuZXZlbnRzLnYxLkFydGlmYWN0Ei4KCnN0YXJ0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKIAQoVVmFsaWRhdGlvbkNoZWNrUmVzdWx0EgwKBG5hbWUYASABKAkSLQoGc3RhdHVzGAIgASgOMh0ubWF0ZXJpLmV2ZW50cy52MS5DaGVja1N0YXR1cxIPCgdtZXNzYWdlGAMgASgJEhMKC2R1cmF0aW9uX21zGAQgASgFEgwKBGtpbmQYBSABKAkimQEKEERlcGVuZGVuY3lTdGF0dXMSDAoEbmFtZRgBIAEoCRIMCgR0eXBlGAIgASgJEg8KB2hlYWx0aHkYAyABKAgSEgoKbGF0ZW5jeV9tcxgEIAEoBRIPCgdtZXNzYWdlGAUgASgJEhAKCGNyaXRpY2FsGAYgASgIEhAKCGF0dGVtcHRzGAcgASgFEg8KB3NlcnZpY2UYCCABKAkiUwoMSGVhbHRoU2FtcGxlEhEKCW9mZnNldF9tcxgBIAEoBRISCgpsYXRlbmN5X21zGAIgASgFEgoKAm9rGAMgASgIEhAKCGVuZHBvaW50GAQgASgJIrUCChNTZXJ2aWNlSGVhbHRoU3RhdHVzEg8KB3NlcnZpY2UYASABKAkSLgoGc3RhdHVzGAIgASgOMh4ubWF0ZXJpLmV2ZW50cy52MS5IZWFsdGhTdGF0dXMSHAoUcmVzcG9uc2VfdGltZV9wNTBfbXMYAyABKAESHAoUcmVzcG9uc2VfdGltZV9wOTVfbXMYBCABKAESHAoUcmVzcG9uc2VfdGltZV9tYXhfbXMYBSABKAESEgoKZXJyb3JfcmF0ZRgGIAEoARIUCgxzYW1wbGVfY291bnQYByABKAUSFwoPbWV0cmljc19mbG93aW5nGAggASgIEg8KB21lc3NhZ2UYCSABKAkSLwoHc2FtcGxlcxgKIAMoCzIeLm1hdGVyaS5ldmVudHMudjEuSGVhbHRoU2FtcGxlIpcCChFEZXBsb3ltZW50TWV0cmljcxIZChF0b3RhbF9kdXJhdGlvbl9tcxgBIAEoBRIeChZ2YWxpZGF0aW9uX2R1cmF0aW9uX21zGAIgASgFEiQKHGRlcGVuZGVuY3lfY2hlY2tfZHVyYXRpb25fbXMYAyABKAUSGgoSc3RhZ2VzX2R1cmF0aW9uX21zGAQgASgFEiAKGGhlYWx0aF9jaGVja19kdXJhdGlvbl9tcxgFIAEoBRIUCgxzdGFnZXNfdG90YWwYBiABKAUSGAoQc3RhZ2VzX3N1Y2NlZWRlZBgHIAEoBRIZChFzZXJ2aWNlc19kZXBsb3llZBgIIAEoBRIYChBldmVudHNfcHVibGlzaGVkGAkgASgFIpMCChZEZXBsb3ltZW50U3RhcnRlZEV2ZW50EhUKDWRlcGxveW1lbnRfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIQCghzdHJhdGVneRgEIAEoCRIQCghzZXJ2aWNlcxgFIAMoCRIPCgdwcm9qZWN0GAYgASgJEhQKDHRyaWdnZXJlZF9ieRgHIAEoCRIYChBwcmV2aW91c192ZXJzaW9uGAggASgJEg4KBnN0YWdlcxgJIAMoCRIMCgRraW5kGAogASgJEjkKD2ZyZWV6ZV9vdmVycmlkZRgLIAEoCzIgLm1hdGVyaS5ldmVudHMudjEuRnJlZXplT3ZlcnJpZGUifAobRGVwbG95bWVudFN0YWdlU3RhcnRlZEV2ZW50EhUKDWRlcGxveW1lbnRfaWQYASABKAkSDQoFc3RhZ2UYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSEAoIc2VydmljZXMYBCADKAkSEAoIcHJvdmlkZXIYBSABKAki5gEKHURlcGxveW1lbnRTdGFnZUNvbXBsZXRlZEV2ZW50EhUKDWRlcGxveW1lbnRfaWQYASABKAkSDQoFc3RhZ2UYAiABKAkSMgoGc3RhdHVzGAMgASgOMiIubWF0ZXJpLmV2ZW50cy52MS5EZXBsb3ltZW50U3RhdHVzEhMKC2R1cmF0aW9uX21zGAQgASgFEhUKDWVycm9yX21lc3NhZ2UYBSABKAkSLQoJYXJ0aWZhY3RzGAYgAygLMhoubWF0ZXJpLmV2ZW50cy52MS5BcnRpZmFjdBIQCghzZXJ2aWNlcxgHIAMoCSK1AgoYRGVwbG95bWVudENvbXBsZXRlZEV2ZW50EhUKDWRlcGxveW1lbnRfaWQYASABKAkSMgoGc3RhdHVzGAIgASgOMiIubWF0ZXJpLmV2ZW50cy52MS5EZXBsb3ltZW50U3RhdHVzEhkKEXRvdGFsX2R1cmF0aW9uX21zGAMgASgFEjQKDXN0YWdlX3Jlc3VsdHMYBCADKAsyHS5tYXRlcmkuZXZlbnRzLnYxLlN0YWdlUmVzdWx0EjQKB21ldHJpY3MYBSABKAsyIy5tYXRlcmkuZXZlbnRzLnYxLkRlcGxveW1lbnRNZXRyaWNzEg8KB3ZlcnNpb24YBiABKAkSEwoLZW52aXJvbm1lbnQYByABKAkSDwoHcHJvamVjdBgIIAEoCRIQCghzZXJ2aWNlcxgJIAMoCSK3AQoVRGVwbG95bWVudEZhaWxlZEV2ZW50EhUKDWRlcGxveW1lbnRfaWQYASABKAkSDgoGcmVhc29uGAIgASgJEhQKDGZhaWxlZF9zdGFnZRgDIAEoCRIVCg1lcnJvcl9kZXRhaWxzGAQgASgJEhMKC2ZhaWxlZF9nYXRlGAUgASgJEhMKC2Vudmlyb25tZW50GAYgASgJEg8KB3ZlcnNpb24YByABKAkSDwoHcHJvamVjdBgIIAEoCSKsAQoWUm9sbGJhY2tJbml0aWF0ZWRFdmVudBIVCg1kZXBsb3ltZW50X2lkGAEgASgJEhgKEHByZXZpb3VzX3ZlcnNpb24YAiABKAkSDgoGcmVhc29uGAMgASgJEhoKEnN0YWdlc190b19yb2xsYmFjaxgEIAMoCRITCgtlbnZpcm9ubWVudBgFIAEoCRIPCgd2ZXJzaW9uGAYgASgJEg8KB3Byb2plY3QYByABKAki/gEKFlJvbGxiYWNrQ29tcGxldGVkRXZlbnQSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIyCgZzdGF0dXMYAiABKA4yIi5tYXRlcmkuZXZlbnRzLnYxLkRlcGxveW1lbnRTdGF0dXMSGAoQcmVzdG9yZWRfdmVyc2lvbhgDIAEoCRITCgtkdXJhdGlvbl9tcxgEIAEoBRIcChRyb2xsZWRfYmFja19zZXJ2aWNlcxgFIAMoCRIVCg1lcnJvcl9tZXNzYWdlGAYgASgJEhMKC2Vudmlyb25tZW50GAcgASgJEg8KB3ZlcnNpb24YCCABKAkSDwoHcHJvamVjdBgJIAEoCSKWAQoWVmFsaWRhdGlvblN0YXJ0ZWRFdmVudBIVCg1kZXBsb3ltZW50X2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSJQoEc3BlYxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSGAoQZGVhZGxpbmVfc2Vjb25kcxgFIAEoBSKBAgoYVmFsaWRhdGlvbkNvbXBsZXRlZEV2ZW50EhUKDWRlcGxveW1lbnRfaWQYASABKAkSMgoGcmVzdWx0GAIgASgOMiIubWF0ZXJpLmV2ZW50cy52MS5WYWxpZGF0aW9uUmVzdWx0EjcKBmNoZWNrcxgDIAMoCzInLm1hdGVyaS5ldmVudHMudjEuVmFsaWRhdGlvbkNoZWNrUmVzdWx0EjsKEGV4ZWN1dGlvbl9zdGF0dXMYBCABKA4yIS5tYXRlcmkuZXZlbnRzLnYxLkV4ZWN1dGlvblN0YXR1cxIPCgdtZXNzYWdlGAUgASgJEhMKC2R1cmF0aW9uX21zGAYgASgFIooBChtEZXBlbmRlbmN5Q2hlY2tTdGFydGVkRXZlbnQSFQoNZGVwbG95bWVudF9pZBgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRIlCgRzcGVjGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIYChBkZWFkbGluZV9zZWNvbmRzGAQgASgFIowCCh1EZXBlbmRlbmN5Q2hlY2tDb21wbGV0ZWRFdmVudBIVCg1kZXBsb3ltZW50X2lkGAEgASgJEjcKBnJlc3VsdBgCIAEoDjInLm1hdGVyaS5ldmVudHMudjEuRGVwZW5kZW5jeUNoZWNrUmVzdWx0EjgKDGRlcGVuZGVuY2llcxgDIAMoCzIiLm1hdGVyaS5ldmVudHMudjEuRGVwZW5kZW5jeVN0YXR1cxI7ChBleGVjdXRpb25fc3RhdHVzGAQgASgOMiEubWF0ZXJpLmV2ZW50cy52MS5FeGVjdXRpb25TdGF0dXMSDwoHbWVzc2FnZRgFIAEoCRITCgtkdXJhdGlvbl9tcxgGIAEoBSK6AQoXSGVhbHRoQ2hlY2tTdGFydGVkRXZlbnQSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIQCghzZXJ2aWNlcxgCIAMoCRIlCgRzcGVjGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI1CgdwdXJwb3NlGAQgASgOMiQubWF0ZXJpLmV2ZW50cy52MS5IZWFsdGhDaGVja1B1cnBvc2USGAoQZGVhZGxpbmVfc2Vjb25kcxgFIAEoBSLSAgoZSGVhbHRoQ2hlY2tDb21wbGV0ZWRFdmVudBIVCg1kZXBsb3ltZW50X2lkGAEgASgJEi4KBnN0YXR1cxgCIAEoDjIeLm1hdGVyaS5ldmVudHMudjEuSGVhbHRoU3RhdHVzEjcKCHNlcnZpY2VzGAMgAygLMiUubWF0ZXJpLmV2ZW50cy52MS5TZXJ2aWNlSGVhbHRoU3RhdHVzEhwKFHJvbGxiYWNrX3JlY29tbWVuZGVkGAQgASgIEg4KBnJlYXNvbhgFIAEoCRI7ChBleGVjdXRpb25fc3RhdHVzGAYgASgOMiEubWF0ZXJpLmV2ZW50cy52MS5FeGVjdXRpb25TdGF0dXMSNQoHcHVycG9zZRgHIAEoDjIkLm1hdGVyaS5ldmVudHMudjEuSGVhbHRoQ2hlY2tQdXJwb3NlEhMKC2R1cmF0aW9uX21zGAggASgFItABChVOb3RpZmljYXRpb25TZW50RXZlbnQSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIPCgdjaGFubmVsGAIgASgJEg4KBnRhcmdldBgDIAEoCRIZChFub3RpZmllZF9ldmVudF9pZBgEIAEoCRIbChNub3RpZmllZF9ldmVudF90eXBlGAUgASgJEjYKB291dGNvbWUYBiABKA4yJS5tYXRlcmkuZXZlbnRzLnYxLk5vdGlmaWNhdGlvbk91dGNvbWUSDwoHbWVzc2FnZRgHIAEoCSK4AQoQQWxlcnRSYWlzZWRFdmVudBINCgVhbGVydBgBIAEoCRINCgVncm91cBgCIAEoCRIQCghzZXZlcml0eRgDIAEoCRIPCgdzdW1tYXJ5GAQgASgJEg0KBXZhbHVlGAUgASgBEhEKCXRocmVzaG9sZBgGIAEoARIQCghyZXNvbHZlZBgHIAEoCBIvCgtvYnNlcnZlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0gEKFkFwcHJvdmFsUmVxdWVzdGVkRXZlbnQSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEg8KB3ZlcnNpb24YBCABKAkSDAoEZ2F0ZRgFIAEoCRIRCglhcHByb3ZlcnMYBiABKAkSDgoGcmVhc29uGAcgASgJEiwKCGRlYWRsaW5lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgN1cmwYCSABKAkixQEKFkFwcHJvdmFsQ29tcGxldGVkRXZlbnQSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEg8KB3ZlcnNpb24YBCABKAkSDAoEZ2F0ZRgFIAEoCRIyCgdvdXRjb21lGAYgASgOMiEubWF0ZXJpLmV2ZW50cy52MS5BcHByb3ZhbE91dGNvbWUSCgoCYnkYByABKAkSDwoHY29tbWVudBgIIAEoCSr1AQoQRGVwbG95bWVudFN0YXR1cxIhCh1ERVBMT1lNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEh0KGURFUExPWU1FTlRfU1RBVFVTX1BFTkRJTkcQARIdChlERVBMT1lNRU5UX1NUQVRVU19SVU5OSU5HEAISHQoZREVQTE9ZTUVOVF9TVEFUVVNfU1VDQ0VTUxADEh0KGURFUExPWU1FTlRfU1RBVFVTX0ZBSUxVUkUQBBIhCh1ERVBMT1lNRU5UX1NUQVRVU19ST0xMRURfQkFDSxAFEh8KG0RFUExPWU1FTlRfU1RBVFVTX0NBTkNFTExFRBAGKpEBChBWYWxpZGF0aW9uUmVzdWx0EiEKHVZBTElEQVRJT05fUkVTVUxUX1VOU1BFQ0lGSUVEEAASHAoYVkFMSURBVElPTl9SRVNVTFRfUEFTU0VEEAESHAoYVkFMSURBVElPTl9SRVNVTFRfRkFJTEVEEAISHgoaVkFMSURBVElPTl9SRVNVTFRfV0FSTklOR1MQAyq/AQoVRGVwZW5kZW5jeUNoZWNrUmVzdWx0EicKI0RFUEVOREVOQ1lfQ0hFQ0tfUkVTVUxUX1VOU1BFQ0lGSUVEEAASJwojREVQRU5ERU5DWV9DSEVDS19SRVNVTFRfQUxMX0hFQUxUSFkQARIpCiVERVBFTkRFTkNZX0NIRUNLX1JFU1VMVF9TT01FX0RFR1JBREVEEAISKQolREVQRU5ERU5DWV9DSEVDS19SRVNVTFRfQUxMX1VOSEVBTFRIWRADKqEBCgxIZWFsdGhTdGF0dXMSHQoZSEVBTFRIX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFUhFQUxUSF9TVEFUVVNfSEVBTFRIWRABEhoKFkhFQUxUSF9TVEFUVVNfREVHUkFERUQQAhIbChdIRUFMVEhfU1RBVFVTX1VOSEVBTFRIWRADEh4KGkhFQUxUSF9TVEFUVVNfSU5DT05DTFVTSVZFEAQqkQEKC0NoZWNrU3RhdHVzEhwKGENIRUNLX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE0NIRUNLX1NUQVRVU19QQVNTRUQQARIXChNDSEVDS19TVEFUVVNfRkFJTEVEEAISGAoUQ0hFQ0tfU1RBVFVTX1dBUk5JTkcQAxIYChRDSEVDS19TVEFUVVNfU0tJUFBFRBAEKpEBCg9FeGVjdXRpb25TdGF0dXMSIAocRVhFQ1VUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh4KGkVYRUNVVElPTl9TVEFUVVNfU1VDQ0VFREVEEAESHAoYRVhFQ1VUSU9OX1NUQVRVU19FUlJPUkVEEAISHgoaRVhFQ1VUSU9OX1NUQVRVU19USU1FRF9PVVQQAyp/ChJIZWFsdGhDaGVja1B1cnBvc2USJAogSEVBTFRIX0NIRUNLX1BVUlBPU0VfVU5TUEVDSUZJRUQQABIkCiBIRUFMVEhfQ0hFQ0tfUFVSUE9TRV9QT1NUX0RFUExPWRABEh0KGUhFQUxUSF9DSEVDS19QVVJQT1NFX0JBS0UQAiqgAQoTTm90aWZpY2F0aW9uT3V0Y29tZRIkCiBOT1RJRklDQVRJT05fT1VUQ09NRV9VTlNQRUNJRklFRBAAEh0KGU5PVElGSUNBVElPTl9PVVRDT01FX1NFTlQQARIfChtOT1RJRklDQVRJT05fT1VUQ09NRV9GQUlMRUQQAhIjCh9OT1RJRklDQVRJT05fT1VUQ09NRV9TVVBQUkVTU0VEEAMqjwEKD0FwcHJvdmFsT3V0Y29tZRIgChxBUFBST1ZBTF9PVVRDT01FX1VOU1BFQ0lGSUVEEAASHQoZQVBQUk9WQUxfT1VUQ09NRV9BUFBST1ZFRBABEh0KGUFQUFJPVkFMX09VVENPTUVfUkVKRUNURUQQAhIcChhBUFBST1ZBTF9PVVRDT01FX0VYUElSRUQQA2IGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+
+/**
+ * FreezeOverride records a deployment started inside a freeze on purpose.
+ *
+ * @generated from message materi.events.v1.FreezeOverride
+ */
+export type FreezeOverride = Message<"materi.events.v1.FreezeOverride"> & {
+  /**
+   * The freeze: the window's name and times, or the open incident.
+   *
+   * @generated from field: string window = 1;
+   */
+  window: string;
+
+  /**
+   * Why, as given with --reason.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * Who overrode it.
+   *
+   * @generated from field: string by = 3;
+   */
+  by: string;
+};
+
+/**
+ * Describes the message materi.events.v1.FreezeOverride.
+ * Use `create(FreezeOverrideSchema)` to create a new message.
+ */
+export const FreezeOverrideSchema: GenMessage<FreezeOverride> = /*@__PURE__*/
+  messageDesc(file_materi_events_v1_deployment_events, 0);
 
 /**
  * Artifact is something a stage produced: a URL, a log excerpt, a provider deployment id.
@@ -47,7 +82,7 @@ export type Artifact = Message<"materi.events.v1.Artifact"> & {
  * Use `create(ArtifactSchema)` to create a new message.
  */
 export const ArtifactSchema: GenMessage<Artifact> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 0);
+  messageDesc(file_materi_events_v1_deployment_events, 1);
 
 /**
  * StageResult is the outcome of one stage of a deployment.
@@ -117,7 +152,7 @@ export type StageResult = Message<"materi.events.v1.StageResult"> & {
  * Use `create(StageResultSchema)` to create a new message.
  */
 export const StageResultSchema: GenMessage<StageResult> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 1);
+  messageDesc(file_materi_events_v1_deployment_events, 2);
 
 /**
  * ValidationCheckResult is the outcome of one validation check.
@@ -166,7 +201,7 @@ export type ValidationCheckResult = Message<"materi.events.v1.ValidationCheckRes
  * Use `create(ValidationCheckResultSchema)` to create a new message.
  */
 export const ValidationCheckResultSchema: GenMessage<ValidationCheckResult> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 2);
+  messageDesc(file_materi_events_v1_deployment_events, 3);
 
 /**
  * DependencyStatus is the health of one dependency of the deployed services.
@@ -236,7 +271,7 @@ export type DependencyStatus = Message<"materi.events.v1.DependencyStatus"> & {
  * Use `create(DependencyStatusSchema)` to create a new message.
  */
 export const DependencyStatusSchema: GenMessage<DependencyStatus> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 3);
+  messageDesc(file_materi_events_v1_deployment_events, 4);
 
 /**
  * HealthSample is one probe of a service during the health window.
@@ -278,7 +313,7 @@ export type HealthSample = Message<"materi.events.v1.HealthSample"> & {
  * Use `create(HealthSampleSchema)` to create a new message.
  */
 export const HealthSampleSchema: GenMessage<HealthSample> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 4);
+  messageDesc(file_materi_events_v1_deployment_events, 5);
 
 /**
  * ServiceHealthStatus is the health of one service over the health window.
@@ -362,7 +397,7 @@ export type ServiceHealthStatus = Message<"materi.events.v1.ServiceHealthStatus"
  * Use `create(ServiceHealthStatusSchema)` to create a new message.
  */
 export const ServiceHealthStatusSchema: GenMessage<ServiceHealthStatus> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 5);
+  messageDesc(file_materi_events_v1_deployment_events, 6);
 
 /**
  * DeploymentMetrics are performance and resource figures of one deployment.
@@ -439,7 +474,7 @@ export type DeploymentMetrics = Message<"materi.events.v1.DeploymentMetrics"> & 
  * Use `create(DeploymentMetricsSchema)` to create a new message.
  */
 export const DeploymentMetricsSchema: GenMessage<DeploymentMetrics> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 6);
+  messageDesc(file_materi_events_v1_deployment_events, 7);
 
 /**
  * DeploymentStartedEvent: the orchestrator accepted a deployment and starts it.
@@ -510,6 +545,22 @@ export type DeploymentStartedEvent = Message<"materi.events.v1.DeploymentStarted
    * @generated from field: repeated string stages = 9;
    */
   stages: string[];
+
+  /**
+   * "deploy", or "rollback" for a rollback of the environment to an earlier release (`version`),
+   * which skips the validation and dependency gates and is not rolled back automatically.
+   *
+   * @generated from field: string kind = 10;
+   */
+  kind: string;
+
+  /**
+   * Set when the deployment was submitted inside a freeze window (or an incident freeze) with
+   * --override-freeze: the window, the reason given and who overrode it.
+   *
+   * @generated from field: materi.events.v1.FreezeOverride freeze_override = 11;
+   */
+  freezeOverride?: FreezeOverride | undefined;
 };
 
 /**
@@ -517,7 +568,7 @@ export type DeploymentStartedEvent = Message<"materi.events.v1.DeploymentStarted
  * Use `create(DeploymentStartedEventSchema)` to create a new message.
  */
 export const DeploymentStartedEventSchema: GenMessage<DeploymentStartedEvent> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 7);
+  messageDesc(file_materi_events_v1_deployment_events, 8);
 
 /**
  * DeploymentStageStartedEvent: a stage began.
@@ -567,7 +618,7 @@ export type DeploymentStageStartedEvent = Message<"materi.events.v1.DeploymentSt
  * Use `create(DeploymentStageStartedEventSchema)` to create a new message.
  */
 export const DeploymentStageStartedEventSchema: GenMessage<DeploymentStageStartedEvent> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 8);
+  messageDesc(file_materi_events_v1_deployment_events, 9);
 
 /**
  * DeploymentStageCompletedEvent: a stage finished.
@@ -631,7 +682,7 @@ export type DeploymentStageCompletedEvent = Message<"materi.events.v1.Deployment
  * Use `create(DeploymentStageCompletedEventSchema)` to create a new message.
  */
 export const DeploymentStageCompletedEventSchema: GenMessage<DeploymentStageCompletedEvent> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 9);
+  messageDesc(file_materi_events_v1_deployment_events, 10);
 
 /**
  * DeploymentCompletedEvent: the deployment reached its final state. Always the last lifecycle
@@ -709,7 +760,7 @@ export type DeploymentCompletedEvent = Message<"materi.events.v1.DeploymentCompl
  * Use `create(DeploymentCompletedEventSchema)` to create a new message.
  */
 export const DeploymentCompletedEventSchema: GenMessage<DeploymentCompletedEvent> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 10);
+  messageDesc(file_materi_events_v1_deployment_events, 11);
 
 /**
  * DeploymentFailedEvent: a gate or stage failed. A rollback may follow.
@@ -780,7 +831,7 @@ export type DeploymentFailedEvent = Message<"materi.events.v1.DeploymentFailedEv
  * Use `create(DeploymentFailedEventSchema)` to create a new message.
  */
 export const DeploymentFailedEventSchema: GenMessage<DeploymentFailedEvent> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 11);
+  messageDesc(file_materi_events_v1_deployment_events, 12);
 
 /**
  * RollbackInitiatedEvent: the orchestrator starts restoring the previous version.
@@ -844,7 +895,7 @@ export type RollbackInitiatedEvent = Message<"materi.events.v1.RollbackInitiated
  * Use `create(RollbackInitiatedEventSchema)` to create a new message.
  */
 export const RollbackInitiatedEventSchema: GenMessage<RollbackInitiatedEvent> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 12);
+  messageDesc(file_materi_events_v1_deployment_events, 13);
 
 /**
  * RollbackCompletedEvent: the rollback finished.
@@ -922,7 +973,7 @@ export type RollbackCompletedEvent = Message<"materi.events.v1.RollbackCompleted
  * Use `create(RollbackCompletedEventSchema)` to create a new message.
  */
 export const RollbackCompletedEventSchema: GenMessage<RollbackCompletedEvent> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 13);
+  messageDesc(file_materi_events_v1_deployment_events, 14);
 
 /**
  * ValidationStartedEvent: asks the validator to check the deployment's prerequisites.
@@ -973,7 +1024,7 @@ export type ValidationStartedEvent = Message<"materi.events.v1.ValidationStarted
  * Use `create(ValidationStartedEventSchema)` to create a new message.
  */
 export const ValidationStartedEventSchema: GenMessage<ValidationStartedEvent> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 14);
+  messageDesc(file_materi_events_v1_deployment_events, 15);
 
 /**
  * ValidationCompletedEvent: the validator's result.
@@ -1030,7 +1081,7 @@ export type ValidationCompletedEvent = Message<"materi.events.v1.ValidationCompl
  * Use `create(ValidationCompletedEventSchema)` to create a new message.
  */
 export const ValidationCompletedEventSchema: GenMessage<ValidationCompletedEvent> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 15);
+  messageDesc(file_materi_events_v1_deployment_events, 16);
 
 /**
  * DependencyCheckStartedEvent: asks the dependency checker to probe the services' dependencies.
@@ -1073,7 +1124,7 @@ export type DependencyCheckStartedEvent = Message<"materi.events.v1.DependencyCh
  * Use `create(DependencyCheckStartedEventSchema)` to create a new message.
  */
 export const DependencyCheckStartedEventSchema: GenMessage<DependencyCheckStartedEvent> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 16);
+  messageDesc(file_materi_events_v1_deployment_events, 17);
 
 /**
  * DependencyCheckCompletedEvent: the dependency checker's result.
@@ -1130,7 +1181,7 @@ export type DependencyCheckCompletedEvent = Message<"materi.events.v1.Dependency
  * Use `create(DependencyCheckCompletedEventSchema)` to create a new message.
  */
 export const DependencyCheckCompletedEventSchema: GenMessage<DependencyCheckCompletedEvent> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 17);
+  messageDesc(file_materi_events_v1_deployment_events, 18);
 
 /**
  * HealthCheckStartedEvent: asks the health monitor to watch the deployed services.
@@ -1180,7 +1231,7 @@ export type HealthCheckStartedEvent = Message<"materi.events.v1.HealthCheckStart
  * Use `create(HealthCheckStartedEventSchema)` to create a new message.
  */
 export const HealthCheckStartedEventSchema: GenMessage<HealthCheckStartedEvent> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 18);
+  messageDesc(file_materi_events_v1_deployment_events, 19);
 
 /**
  * HealthCheckCompletedEvent: the health monitor's result.
@@ -1251,7 +1302,7 @@ export type HealthCheckCompletedEvent = Message<"materi.events.v1.HealthCheckCom
  * Use `create(HealthCheckCompletedEventSchema)` to create a new message.
  */
 export const HealthCheckCompletedEventSchema: GenMessage<HealthCheckCompletedEvent> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 19);
+  messageDesc(file_materi_events_v1_deployment_events, 20);
 
 /**
  * NotificationSentEvent: the notifier finished one delivery attempt.
@@ -1315,7 +1366,7 @@ export type NotificationSentEvent = Message<"materi.events.v1.NotificationSentEv
  * Use `create(NotificationSentEventSchema)` to create a new message.
  */
 export const NotificationSentEventSchema: GenMessage<NotificationSentEvent> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 20);
+  messageDesc(file_materi_events_v1_deployment_events, 21);
 
 /**
  * AlertRaisedEvent: an operational alert from the event bus itself, e.g. a consumer group's
@@ -1387,7 +1438,7 @@ export type AlertRaisedEvent = Message<"materi.events.v1.AlertRaisedEvent"> & {
  * Use `create(AlertRaisedEventSchema)` to create a new message.
  */
 export const AlertRaisedEventSchema: GenMessage<AlertRaisedEvent> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 21);
+  messageDesc(file_materi_events_v1_deployment_events, 22);
 
 /**
  * ApprovalRequestedEvent: a deployment waits for a person (an approval the plan asks for, or a
@@ -1467,7 +1518,7 @@ export type ApprovalRequestedEvent = Message<"materi.events.v1.ApprovalRequested
  * Use `create(ApprovalRequestedEventSchema)` to create a new message.
  */
 export const ApprovalRequestedEventSchema: GenMessage<ApprovalRequestedEvent> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 22);
+  messageDesc(file_materi_events_v1_deployment_events, 23);
 
 /**
  * ApprovalCompletedEvent: the wait of an ApprovalRequestedEvent ended.
@@ -1538,7 +1589,7 @@ export type ApprovalCompletedEvent = Message<"materi.events.v1.ApprovalCompleted
  * Use `create(ApprovalCompletedEventSchema)` to create a new message.
  */
 export const ApprovalCompletedEventSchema: GenMessage<ApprovalCompletedEvent> = /*@__PURE__*/
-  messageDesc(file_materi_events_v1_deployment_events, 23);
+  messageDesc(file_materi_events_v1_deployment_events, 24);
 
 /**
  * DeploymentStatus is the state of a deployment, a stage or a rollback.
