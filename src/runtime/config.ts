@@ -20,12 +20,20 @@ export interface Settings {
   streamPrefix: string;
   /** `MATERI_PORT` @defaultValue 4600 */
   port: number;
+  /**
+   * `MATERI_HOST`: the address the HTTP server (API, dashboard, `/metrics`) listens on. A
+   * non-loopback address needs a token (`MATERI_API_TOKEN` or `MATERI_TOKENS_FILE`).
+   * @defaultValue `127.0.0.1`
+   */
+  host: string;
   /** `MATERI_API_URL` @defaultValue `http://127.0.0.1:<port>` */
   apiUrl: string;
   /** `MATERI_API_TOKEN`: operator token for writes. */
   apiToken?: string;
   /** `MATERI_VIEWER_TOKEN`: when set, reads need it (or the operator token). */
   viewerToken?: string;
+  /** `MATERI_TOKENS_FILE`: named tokens (SHA-256 hashes) with roles, YAML (`materi token create`). */
+  tokensFile?: string;
   /** `MATERI_LOG_LEVEL` @defaultValue `info` */
   logLevel: string;
   /** `MATERI_NOTIFIER_CONFIG`: the notifier's settings file (channels, routes). */
@@ -72,7 +80,14 @@ const schema = z.object({
   ),
   MATERI_PORT: optionalText.pipe(z.coerce.number<string | undefined>().int().min(0).max(65535).optional()),
   MATERI_API_URL: optionalText.pipe(z.url().optional()),
+  MATERI_HOST: optionalText.pipe(
+    z
+      .string()
+      .regex(/^[0-9A-Za-z.:_-]+$/, 'must be an IP address or a host name, e.g. 0.0.0.0 or ::')
+      .optional(),
+  ),
   MATERI_API_TOKEN: optionalText,
+  MATERI_TOKENS_FILE: optionalText,
   MATERI_VIEWER_TOKEN: optionalText,
   MATERI_NOTIFIER_CONFIG: optionalText,
   MATERI_FREEZE_FILE: optionalText,
@@ -106,6 +121,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     apiUrl: v.MATERI_API_URL ?? `http://127.0.0.1:${port}`,
     apiToken: v.MATERI_API_TOKEN,
     viewerToken: v.MATERI_VIEWER_TOKEN,
+    tokensFile: v.MATERI_TOKENS_FILE,
+    host: v.MATERI_HOST ?? '127.0.0.1',
     logLevel: v.MATERI_LOG_LEVEL ?? 'info',
     notifierConfig: v.MATERI_NOTIFIER_CONFIG,
     freezeFile: v.MATERI_FREEZE_FILE,
