@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { registerDeployCommands } from '../../src/cli/deploy.js';
+import { runMateri } from '../support/materi-cli.js';
 
 let dir: string;
 let savedEnv: NodeJS.ProcessEnv;
@@ -28,29 +29,10 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Runs `materi <args>` in this process, as src/cli/main.ts would; collects stdout and stderr. */
+/** Runs `materi <args>` in this process, as src/cli/main.ts would. */
 async function materi(args: string[]): Promise<{ stdout: string; stderr: string; exitCode: number }> {
-  const program = new Command('materi')
-    .exitOverride()
-    .configureOutput({ writeOut: () => {}, writeErr: () => {} });
-  registerDeployCommands(program);
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    await program.parseAsync(['node', 'materi', ...args]);
-    return { stdout, stderr, exitCode: Number(process.exitCode ?? 0) };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
+  const { code, stdout, stderr } = await runMateri([registerDeployCommands], args);
+  return { stdout, stderr, exitCode: code };
 }
 
 describe('materi deploy --standalone', () => {

@@ -1,12 +1,12 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Command } from 'commander';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { streamReaderFor } from '../../src/bus/stream-reader.js';
 import { registerReleaseCommands } from '../../src/cli/releases.js';
 import { listEnvironments, releaseHistory } from '../../src/orchestrator/ledger.js';
 import { COMPONENTS } from '../../src/runtime/stack.js';
 import { rebuildShield } from '../../src/shield/rebuild.js';
+import { runMateri } from '../support/materi-cli.js';
 import { eventually } from '../support/redis.js';
 import { type E2E, startE2E } from './support.js';
 
@@ -42,34 +42,13 @@ async function materi(
   e2e: E2E,
   args: string[],
 ): Promise<{ stdout: string; stderr: string; exitCode: number }> {
-  const saved = { ...process.env };
-  Object.assign(process.env, { MATERI_API_URL: e2e.env.MATERI_API_URL, MATERI_LOG_LEVEL: 'error' });
-  const program = new Command('materi')
-    .exitOverride()
-    .configureOutput({ writeOut: () => {}, writeErr: () => {} });
-  registerReleaseCommands(program);
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  process.exitCode = undefined;
+  vi.stubEnv('MATERI_API_URL', e2e.env.MATERI_API_URL);
+  vi.stubEnv('MATERI_LOG_LEVEL', 'error');
   try {
-    await program.parseAsync(['node', 'materi', ...args]);
-    return { stdout, stderr, exitCode: Number(process.exitCode ?? 0) };
-  } catch (error) {
-    const e = error as { message: string; exitCode?: number };
-    return { stdout, stderr: `${stderr}${e.message}\n`, exitCode: e.exitCode ?? 1 };
+    const { code, stdout, stderr } = await runMateri([registerReleaseCommands], args);
+    return { stdout, stderr, exitCode: code };
   } finally {
-    out.mockRestore();
-    err.mockRestore();
-    process.exitCode = undefined;
-    process.env = saved;
+    vi.unstubAllEnvs();
   }
 }
 

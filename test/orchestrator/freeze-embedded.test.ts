@@ -12,6 +12,7 @@ import { openIncident, recordIncidentEvent } from '../../src/orchestrator/incide
 import { silentLogger } from '../../src/runtime/logging.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { parseNotifierSettings } from '../../src/workers/notifier/index.js';
+import { runMateri } from '../support/materi-cli.js';
 
 let dir: string;
 let saved: NodeJS.ProcessEnv;
@@ -36,33 +37,10 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Runs `materi <args>` in this process; an error becomes its exit code and line, as in src/cli/main.ts. */
+/** Runs `materi <args>` in this process, as src/cli/main.ts would. */
 async function materi(args: string[]): Promise<{ stdout: string; stderr: string; exitCode: number }> {
-  const program = new Command('materi')
-    .exitOverride()
-    .configureOutput({ writeOut: () => {}, writeErr: () => {} });
-  registerDeployCommands(program);
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    await program.parseAsync(['node', 'materi', ...args]);
-    return { stdout, stderr, exitCode: Number(process.exitCode ?? 0) };
-  } catch (error) {
-    if (!(error instanceof MateriError)) throw error;
-    return { stdout, stderr: `${stderr}materi: ${error.message}\n`, exitCode: error.exitCode };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-    process.exitCode = undefined;
-  }
+  const { code, stdout, stderr } = await runMateri([registerDeployCommands], args);
+  return { stdout, stderr, exitCode: code };
 }
 
 describe('materi deploy --standalone on the embedded backends', () => {

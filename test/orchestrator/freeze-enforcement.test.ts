@@ -9,6 +9,7 @@ import { BadInputError, EnvironmentFrozenError, MateriError } from '../../src/er
 import { type Orchestrator, openIncident, registerOrchestratorRoutes } from '../../src/orchestrator/index.js';
 import { silentLogger } from '../../src/runtime/logging.js';
 import { parseNotifierSettings } from '../../src/workers/notifier/index.js';
+import { runMateri } from '../support/materi-cli.js';
 import { eventually, testRedis } from '../support/redis.js';
 import { type OrchestratorHarness, openOrchestratorHarness } from './support/harness.js';
 
@@ -170,34 +171,10 @@ describe('a freeze window', () => {
   });
 });
 
-/** Runs `materi <args>` in this process and turns an error into its exit code and line, as src/cli/main.ts does. */
+/** Runs `materi <args>` in this process, as src/cli/main.ts would. */
 async function materi(args: string[]): Promise<{ stdout: string; stderr: string; exitCode: number }> {
-  const program = new Command('materi')
-    .exitOverride()
-    .configureOutput({ writeOut: () => {}, writeErr: () => {} });
-  registerDeployCommands(program);
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    await program.parseAsync(['node', 'materi', ...args]);
-    return { stdout, stderr, exitCode: Number(process.exitCode ?? 0) };
-  } catch (error) {
-    if (!(error instanceof MateriError)) throw error;
-    stderr += `materi: ${error.message}\n`;
-    return { stdout, stderr, exitCode: error.exitCode };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-    process.exitCode = undefined;
-  }
+  const { code, stdout, stderr } = await runMateri([registerDeployCommands], args);
+  return { stdout, stderr, exitCode: code };
 }
 
 describe('materi deploy into a frozen environment', () => {

@@ -3,7 +3,7 @@ import { vi } from 'vitest';
 import { MateriError } from '../../src/errors/index.js';
 
 export interface InProcessResult {
-  /** The exit code src/cli/main.ts would exit with. */
+  /** The exit code src/cli/main.ts would exit with (an action's `process.exitCode` included). */
   code: number;
   stdout: string;
   /** Everything written to stderr, plus `materi: <message>` for a failure, as main.ts prints it. */
@@ -42,9 +42,10 @@ export async function runMateri(
     stderr += String(chunk);
     return true;
   });
+  process.exitCode = undefined;
   try {
     await program.parseAsync(['node', 'materi', ...args]);
-    return { code: 0, stdout, stderr };
+    return { code: Number(process.exitCode ?? 0), stdout, stderr };
   } catch (error) {
     if (error instanceof CommanderError) return { code: error.exitCode === 0 ? 0 : 2, stdout, stderr, error };
     const message = error instanceof Error ? error.message : String(error);
@@ -54,5 +55,6 @@ export async function runMateri(
   } finally {
     out.mockRestore();
     err.mockRestore();
+    process.exitCode = undefined;
   }
 }
