@@ -1,27 +1,48 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { MateriError } from '../errors/index.js';
+import { SessionSigner, sessionCookieOf, setSessionCookie } from './session.js';
+import { type Identity, identityOf, type Role, TokenRegistry, type TokenSources } from './tokens.js';
 
-/** Who may call a route: anyone, readers (viewer or operator), or operators only. */
-export type Access = 'public' | 'read' | 'write';
+/**
+ * Who may call a route: anyone (`public`), any token (`read`), a deployer or admin token
+ * (`write`), or an admin token (`admin`). Without any token configured, reads are open and writes
+ * (`write` and `admin`) are accepted from loopback only.
+ */
+export type Access = 'public' | 'read' | 'write' | 'admin';
 
-export interface AuthSettings {
-  /** Operator token (`MATERI_API_TOKEN`): writes, and reads. */
-  apiToken?: string;
-  /** Viewer token (`MATERI_VIEWER_TOKEN`): when set, reads need it or the operator token. */
-  viewerToken?: string;
-}
+/** Where the server's tokens come from (see docs/configuration.md, "Tokens and roles"). */
+export type AuthSettings = TokenSources;
 
 /** How the server is protected, for `GET /api/info` and the dashboard's notice. */
 export interface AuthMode {
-  /** `token`: writes need the operator token; `loopback`: no token set, writes only from this machine. */
+  /** `token`: writes need a deployer or admin token; `loopback`: no token set, writes only from this machine. */
   writes: 'token' | 'loopback';
-  /** `token`: reads need the viewer (or operator) token; `open`: anyone who reaches the server. */
+  /** `token`: reads need a token; `open`: anyone who reaches the server. */
   reads: 'token' | 'open';
 }
 
-export function authMode(settings: AuthSettings): AuthMode {
-  return { writes: settings.apiToken ? 'token' : 'loopback', reads: settings.viewerToken ? 'token' : 'open' };
+/** A route as the server registered it, with its access (for tests that go through every route). */
+export interface RouteAccess {
+  method: string;
+  url: string;
+  access: Access;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Who may call the route (default `read`). */
+    access?: Access;
+  }
+  interface FastifyRequest {
+    /** The token (or session) the request authenticated with; `null` when it did not. */
+    identity: Identity | null;
+    /** The name of that token: the actor a write records. `undefined` without a token. */
+    readonly actor: string | undefined;
+  }
+  interface FastifyInstance {
+    /** Every route with its access, in registration order. */
+    routeAccess: RouteAccess[];
+  }
 }
 
 export class UnauthorizedError extends MateriError {
@@ -36,64 +57,198 @@ export class ForbiddenError extends MateriError {
   }
 }
 
-/** Compares in constant time (over digests, so the lengths do not leak either). */
-function sameToken(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
-}
-
-/** Whether this request may use `write` routes (for `GET /api/info`: the dashboard shows its actions only then). */
-export function mayWrite(request: FastifyRequest, settings: AuthSettings): boolean {
-  try {
-    authorize(request, 'write', settings);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 
-/** The bearer token of a request: `Authorization: Bearer …`, or `?access_token=` (EventSource cannot set headers). */
-function tokenOf(request: FastifyRequest): string | undefined {
+/** `Authorization: Bearer …`: the only place a token is read from (never the URL: it ends up in logs). */
+function bearerOf(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
-  if (header?.startsWith('Bearer ')) return header.slice(7).trim();
-  const query = request.query as Record<string, unknown> | undefined;
-  return typeof query?.access_token === 'string' ? query.access_token : undefined;
+  return header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+}
+
+/** `token "ci" (deployer for staging)`. */
+export function describeIdentity(identity: Identity): string {
+  const scope = identity.environments ? ` for ${identity.environments.join(', ')}` : '';
+  return `token "${identity.name}" (${identity.role}${scope})`;
+}
+
+const ROLE_RANK: Record<Role, number> = { viewer: 0, deployer: 1, admin: 2 };
+
+/**
+ * Authenticates requests (a bearer token, or the dashboard's session cookie) and checks routes'
+ * access. The tokens file is read again when it changed, before each authentication, and a
+ * session's token is looked up on every request: removing a token ends its sessions too.
+ */
+export class Authenticator {
+  readonly tokens: TokenRegistry;
+  readonly sessions = new SessionSigner();
+
+  constructor(settings: AuthSettings, onReloadError?: (message: string) => void) {
+    this.tokens = new TokenRegistry(settings, onReloadError);
+  }
+
+  mode(): AuthMode {
+    return {
+      writes: this.tokens.writesNeedToken ? 'token' : 'loopback',
+      reads: this.tokens.readsNeedToken ? 'token' : 'open',
+    };
+  }
+
+  /** The request's identity; `presented` says whether it carried a bearer token at all. */
+  authenticate(request: FastifyRequest): { identity: Identity | null; presented: boolean } {
+    this.tokens.refresh();
+    const bearer = bearerOf(request);
+    if (bearer !== undefined) return { identity: this.tokens.identify(bearer) ?? null, presented: true };
+    const cookie = sessionCookieOf(request);
+    if (cookie) {
+      const name = this.sessions.verify(cookie, (n) => this.tokens.byName(n)?.sha256);
+      const entry = name === undefined ? undefined : this.tokens.byName(name);
+      if (entry) return { identity: identityOf(entry), presented: true };
+    }
+    return { identity: null, presented: false };
+  }
+
+  /**
+   * Throws unless the request may use a route with this access: 401 when a token is needed and the
+   * request has none the server knows, 403 when it authenticates but its role is not enough (or,
+   * without tokens, a write comes from another machine). Sets `request.identity`.
+   */
+  authorize(request: FastifyRequest, access: Access): void {
+    const { identity, presented } = this.authenticate(request);
+    request.identity = identity;
+    if (access === 'public') return;
+    const mode = this.mode();
+    if (access === 'read') {
+      if (mode.reads === 'open' || identity) return;
+      throw new UnauthorizedError(
+        presented
+          ? 'the token is not known to this server'
+          : 'reading needs a token (Authorization: Bearer …, or a dashboard session)',
+      );
+    }
+    if (mode.writes === 'loopback') {
+      // No token can write here: a write from this machine is anonymous (its actor is what it says).
+      request.identity = null;
+      if (LOOPBACK.has(request.ip)) return;
+      throw new ForbiddenError(
+        'no token is configured on the server (MATERI_TOKENS_FILE, MATERI_API_TOKEN), so writes are only accepted from the machine itself',
+      );
+    }
+    if (!identity) {
+      throw new UnauthorizedError(
+        presented
+          ? 'the token is not known to this server'
+          : 'this action needs a deployer or admin token (Authorization: Bearer …, or a dashboard session)',
+      );
+    }
+    const needed: Role = access === 'admin' ? 'admin' : 'deployer';
+    if (ROLE_RANK[identity.role] < ROLE_RANK[needed]) {
+      throw new ForbiddenError(
+        `${describeIdentity(identity)} may not ${request.method} ${request.routeOptions.url ?? request.url}: that needs ${needed === 'admin' ? 'an admin token' : 'a deployer or admin token'}`,
+      );
+    }
+  }
+
+  /** Whether this request may use `write` routes (for `GET /api/info`: the dashboard shows its actions only then). */
+  mayWrite(request: FastifyRequest): boolean {
+    try {
+      this.authorize(request, 'write');
+      return true;
+    } catch {
+      return false;
+    }
+  }
 }
 
 /**
- * Throws unless the request may use a route with this access: 401 when the request does not
- * authenticate (no token, or one the server does not know), 403 when it does but its role does not
- * allow the route (a viewer token on a write, a write from another machine without operator token).
+ * Installs authentication on a server: every route's access is checked before anything else runs,
+ * `request.identity` / `request.actor` are set, `app.routeAccess` lists the routes, and
+ * `POST /api/session` / `DELETE /api/session` open and close dashboard sessions.
  */
-export function authorize(request: FastifyRequest, access: Access, settings: AuthSettings): void {
-  if (access === 'public') return;
-  const token = tokenOf(request);
-  const operator =
-    settings.apiToken !== undefined && token !== undefined && sameToken(token, settings.apiToken);
-  if (access === 'read') {
-    if (!settings.viewerToken || operator) return;
-    if (token !== undefined && sameToken(token, settings.viewerToken)) return;
-    throw new UnauthorizedError(
-      token ? 'the token is not valid for reading' : 'reading needs a bearer token (MATERI_VIEWER_TOKEN)',
-    );
-  }
-  if (settings.apiToken) {
-    if (operator) return;
-    // A valid viewer token identifies the caller, who is simply not allowed to write: 403, not 401.
-    if (token !== undefined && settings.viewerToken !== undefined && sameToken(token, settings.viewerToken))
-      throw new ForbiddenError('the viewer token can only read; this action needs the operator token');
-    throw new UnauthorizedError(
-      token
-        ? 'the token is not an operator token'
-        : 'this action needs the operator token (MATERI_API_TOKEN)',
-    );
-  }
-  if (!LOOPBACK.has(request.ip)) {
+export function installAuth(
+  app: FastifyInstance,
+  settings: AuthSettings,
+  onReloadError?: (message: string) => void,
+): Authenticator {
+  const auth = new Authenticator(settings, onReloadError);
+  const routes: RouteAccess[] = [];
+  app.decorate('routeAccess', routes);
+  app.decorateRequest('identity', null);
+  app.decorateRequest('actor', {
+    getter(this: FastifyRequest) {
+      return this.identity?.name;
+    },
+  });
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      if (method === 'HEAD') continue;
+      routes.push({ method, url: route.url, access: route.config?.access ?? 'read' });
+    }
+  });
+  app.addHook('onRequest', async (request) => {
+    auth.authorize(request, request.routeOptions.config?.access ?? 'read');
+  });
+
+  app.post(
+    '/api/session',
+    {
+      config: { access: 'public' },
+      schema: {
+        summary: 'Open a dashboard session with a token: sets an HttpOnly cookie (not the token itself)',
+        body: {
+          type: 'object',
+          required: ['token'],
+          additionalProperties: false,
+          properties: { token: { type: 'string', minLength: 1, maxLength: 500 } },
+        },
+      },
+    },
+    async (request, reply) => {
+      auth.tokens.refresh();
+      const identity = auth.tokens.identify((request.body as { token: string }).token);
+      if (!identity) throw new UnauthorizedError('the token is not known to this server');
+      const session = auth.sessions.sign(identity.name, auth.tokens.byName(identity.name)!.sha256);
+      setSessionCookie(request, reply, session);
+      return { ...identity, expiresAt: new Date(session.expiresAt).toISOString() };
+    },
+  );
+  app.delete(
+    '/api/session',
+    { config: { access: 'public' }, schema: { summary: 'Close the dashboard session (clears the cookie)' } },
+    async (request, reply) => {
+      setSessionCookie(request, reply, undefined);
+      return reply.status(204).send();
+    },
+  );
+  return auth;
+}
+
+/**
+ * The actor a write records: the authenticated token's name; without tokens (loopback mode), what
+ * the client says (`triggeredBy`, `by`), else `local`. A client-sent value is ignored when a token
+ * authenticated the request.
+ */
+export function actorOf(request: FastifyRequest, claimed?: string): string {
+  return request.actor ?? (claimed?.trim() || 'local');
+}
+
+/** Refuses (403) a deployer token limited to other environments. */
+export function assertEnvironment(request: FastifyRequest, environment: string): void {
+  const identity = request.identity;
+  if (
+    identity?.role === 'deployer' &&
+    identity.environments &&
+    !identity.environments.includes(environment)
+  ) {
     throw new ForbiddenError(
-      'no MATERI_API_TOKEN is set on the server, so writes are only accepted from the machine itself',
+      `${describeIdentity(identity)} may not act on environment ${environment}: it is limited to ${identity.environments.join(', ')}`,
     );
+  }
+}
+
+/** Refuses (403) what only an admin token may do (`what`: "override a freeze"). */
+export function assertAdmin(request: FastifyRequest, what: string): void {
+  const identity = request.identity;
+  if (identity && identity.role !== 'admin') {
+    throw new ForbiddenError(`${describeIdentity(identity)} may not ${what}: that needs an admin token`);
   }
 }

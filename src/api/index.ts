@@ -7,8 +7,22 @@ export {
   type Access,
   type AuthMode,
   type AuthSettings,
-  authMode,
+  actorOf,
+  assertAdmin,
+  assertEnvironment,
   ForbiddenError,
+  type RouteAccess,
   UnauthorizedError,
 } from './auth.js';
 export { type ApiServerOptions, createApiServer } from './server.js';
+export { SESSION_COOKIE } from './session.js';
+export {
+  generateTokenSecret,
+  type Identity,
+  parseTokensFile,
+  ROLES,
+  type Role,
+  sha256Hex,
+  TOKEN_NAME_PATTERN,
+  type TokenEntry,
+} from './tokens.js';

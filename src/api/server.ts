@@ -3,14 +3,8 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { MateriError } from '../errors/index.js';
 import type { Logger } from '../runtime/logging.js';
-import { type Access, type AuthSettings, authMode, authorize, mayWrite } from './auth.js';
-
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** Who may call the route (default `read`). */
-    access?: Access;
-  }
-}
+import { type AuthSettings, installAuth } from './auth.js';
+import { checkReadiness, type ReadinessCheck } from './readiness.js';
 
 export interface ApiServerOptions {
   auth: AuthSettings;
@@ -21,6 +15,8 @@ export interface ApiServerOptions {
   info?: Record<string, unknown>;
   /** Checked by `GET /healthz`; throws when the process is not healthy. */
   health?: () => Promise<void>;
+  /** Checked by `GET /readyz`, by name (`bus`, `store`): what the process needs to do its work. */
+  ready?: Record<string, ReadinessCheck>;
 }
 
 /**
@@ -44,16 +40,20 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
       },
       components: {
         securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'MATERI_API_TOKEN or MATERI_VIEWER_TOKEN' },
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'A token of MATERI_TOKENS_FILE, MATERI_API_TOKEN or MATERI_VIEWER_TOKEN',
+          },
         },
       },
       security: [{ bearer: [] }],
     },
   });
 
-  app.addHook('onRequest', async (request) => {
-    authorize(request, request.routeOptions.config?.access ?? 'read', options.auth);
-  });
+  const auth = installAuth(app, options.auth, (message) =>
+    options.logger.error({ component: 'auth' }, message),
+  );
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff');
     reply.header('referrer-policy', 'no-referrer');
@@ -97,14 +97,21 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
       return reply.status(503).send({ status: 'unhealthy', reason: (error as Error).message });
     }
   });
+  app.get('/readyz', { config: { access: 'public' }, schema: { hide: true } }, async (_request, reply) => {
+    const readiness = await checkReadiness(options.ready ?? {});
+    return reply.status(readiness.ready ? 200 : 503).send(readiness);
+  });
   app.get(
     '/api/info',
     { config: { access: 'public' }, schema: { summary: 'Server facts and how it is protected' } },
     async (request) => ({
       ...options.info,
-      auth: authMode(options.auth),
-      // What the caller's token (or, without tokens, its address) allows.
-      caller: { canWrite: mayWrite(request, options.auth) },
+      auth: auth.mode(),
+      // What the caller's token (or, without tokens, its address) allows, and who it is.
+      caller: {
+        canWrite: auth.mayWrite(request),
+        ...(request.identity ? { identity: request.identity } : {}),
+      },
     }),
   );
   app.get('/api/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () =>

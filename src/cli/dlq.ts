@@ -5,6 +5,7 @@ import { BadInputError, NotFoundError } from '../errors/index.js';
 import { loadSettings } from '../runtime/config.js';
 import { createLogger } from '../runtime/logging.js';
 import { type FailedEvent, FailedEventStore, openStore } from '../store/index.js';
+import { whoAmI } from './deploy.js';
 import { announceBackend } from './shared.js';
 
 async function openDlq() {
@@ -146,6 +147,7 @@ export function registerDlqCommands(program: Command): void {
           bus,
           failedEvents,
           options.all ? { all: true, group: options.group } : { ids },
+          whoAmI(),
         );
         if (options.json) process.stdout.write(`${JSON.stringify(results)}\n`);
         else if (results.length === 0) process.stdout.write('nothing to replay\n');

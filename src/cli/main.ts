@@ -7,6 +7,7 @@ import { registerDlqCommands } from './dlq.js';
 import { registerEventsCommands } from './events.js';
 import { registerPlanCommands } from './plan.js';
 import { registerReleaseCommands } from './releases.js';
+import { registerTokenCommands } from './token.js';
 import { registerUpCommand } from './up.js';
 import { registerWorkersCommand } from './workers.js';
 
@@ -27,6 +28,7 @@ registerDlqCommands(program);
 registerPlanCommands(program);
 registerWorkersCommand(program);
 registerShieldCommands(program);
+registerTokenCommands(program);
 
 /** Turns any failure into a one-line message and the documented exit code. */
 function fail(error: unknown): never {

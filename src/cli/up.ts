@@ -25,23 +25,45 @@ function port(value: string | undefined, settings: Settings): number {
   return n;
 }
 
-/** Resolves when the process is asked to stop (Ctrl-C or SIGTERM). */
+/**
+ * Resolves when the process is asked to stop (Ctrl-C or SIGTERM). From then on a second SIGINT or
+ * SIGTERM ends the process at once (128 + the signal's number), leaving work in flight to be reclaimed.
+ */
 function untilStopped(): Promise<string> {
   return new Promise((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (!stopping) {
+        stopping = true;
+        resolve(signal);
+        return;
+      }
+      process.stderr.write(`materi: ${signal} again: exiting now\n`);
+      process.exit(signal === 'SIGTERM' ? 143 : 130);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   });
 }
 
-async function shutDown(stack: Stack, logger: Logger, signal: string): Promise<void> {
-  process.stderr.write(`materi: ${signal}: stopping (finishing work in flight)…\n`);
+/**
+ * Stops the stack within `MATERI_SHUTDOWN_TIMEOUT_MS` and exits 0: work still in flight then stays
+ * pending for another consumer, and what it left running (a stage's command) must not keep the
+ * process alive.
+ */
+async function shutDown(stack: Stack, logger: Logger, signal: string, timeoutMs: number): Promise<never> {
+  process.stderr.write(`materi: ${signal}: stopping (finishing work in flight, up to ${timeoutMs} ms)…\n`);
+  // A step that hangs past the deadline (an unreachable backend) must not keep the process alive.
   const force = setTimeout(() => {
     process.stderr.write('materi: shutdown took too long; exiting\n');
     process.exit(1);
-  }, 20_000);
+  }, timeoutMs + 10_000);
   force.unref();
   await stack.close();
+  clearTimeout(force);
   logger.info('stopped');
+  process.stderr.write('materi: stopped\n');
+  process.exit(0);
 }
 
 export function registerUpCommand(program: Command): void {
@@ -54,7 +76,7 @@ export function registerUpCommand(program: Command): void {
       '--demo',
       'also start three local demo services and run a demo deployment of v2 (succeeds) and v3 (rolled back)',
     )
-    .option('--port <n>', 'HTTP port (default MATERI_PORT or 4600)')
+    .option('--port <n>', 'HTTP port (default MATERI_PORT or 4600) on the address MATERI_HOST (127.0.0.1)')
     .action(async (options: { demo?: boolean; port?: string }) => {
       const settings = loadSettings();
       const logger = createLogger({ name: 'up', level: settings.logLevel });
@@ -67,22 +89,23 @@ export function registerUpCommand(program: Command): void {
         components: COMPONENTS,
         http: { port: port(options.port, settings) },
       });
+      // Listening before saying it runs: a supervisor may signal as soon as it reads that.
+      const stopped = untilStopped();
       announceBackend(stack.bus);
       process.stderr.write(`materi: store ${stack.store!.dialect} ${stack.store!.describe()}\n`);
       process.stdout.write(`Materi Deploy is running. Dashboard: ${stack.url}/\n`);
-      if (!settings.apiToken)
+      if (!settings.apiToken && !settings.tokensFile)
         process.stdout.write('No MATERI_API_TOKEN set: writes are accepted from this machine only.\n');
-      const stopped = untilStopped();
       if (options.demo) {
         const demo = runDemo(stack.orchestrator!, stack.url!).catch((error: Error) => {
           process.stderr.write(`materi: demo failed: ${error.message}\n`);
         });
         const signal = await Promise.race([stopped, demo.then(() => stopped)]);
         await stopDemoServices(settings);
-        await shutDown(stack, logger, signal);
+        await shutDown(stack, logger, signal, settings.shutdownTimeoutMs);
         return;
       }
-      await shutDown(stack, logger, await stopped);
+      await shutDown(stack, logger, await stopped, settings.shutdownTimeoutMs);
     });
 
   program
@@ -90,7 +113,10 @@ export function registerUpCommand(program: Command): void {
     .description('run one component in this process (scale out by starting more)')
     .argument('<name>', COMPONENTS.join(' | '))
     .option('--concurrency <n>', 'messages handled at once (default: the group default)')
-    .option('--port <n>', 'serve /healthz and /metrics (and the component API) on this port')
+    .option(
+      '--port <n>',
+      'serve /healthz, /readyz and /metrics (and the component API) on this port, on MATERI_HOST',
+    )
     .action(async (name: string, options: { concurrency?: string; port?: string }) => {
       if (!(COMPONENTS as readonly string[]).includes(name)) {
         throw new BadInputError(`unknown worker "${name}": use one of ${COMPONENTS.join(', ')}`);
@@ -110,9 +136,10 @@ export function registerUpCommand(program: Command): void {
         concurrency: concurrency ? { [component]: concurrency } : undefined,
         http: options.port === undefined ? undefined : { port: port(options.port, settings) },
       });
+      const stopped = untilStopped();
       announceBackend(stack.bus);
       process.stderr.write(`materi: worker ${name} running${stack.url ? ` (${stack.url}/metrics)` : ''}\n`);
-      await shutDown(stack, logger, await untilStopped());
+      await shutDown(stack, logger, await stopped, settings.shutdownTimeoutMs);
     });
 }
 

@@ -21,6 +21,8 @@ export async function replayFailedEvents(
   bus: Pick<EventBus, 'replay'>,
   failedEvents: FailedEventStore,
   selection: { ids: string[] } | { all: true; group?: string },
+  /** Who replays, recorded with each row (`replayedBy`). */
+  by?: string,
 ): Promise<ReplayResult[]> {
   let rows: FailedEvent[];
   if ('ids' in selection) {
@@ -45,7 +47,7 @@ export async function replayFailedEvents(
       stream: row.sourceStream,
       entryId: row.entryId,
     });
-    await failedEvents.markReplayed(row.id);
+    await failedEvents.markReplayed(row.id, by);
     results.push({ id: row.id, group: row.group, replayEntryId });
   }
   return results;

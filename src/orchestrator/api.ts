@@ -1,4 +1,5 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { actorOf, assertAdmin, assertEnvironment } from '../api/auth.js';
 import type { Release } from './ledger.js';
 import type { Orchestrator } from './orchestrator.js';
 
@@ -13,7 +14,11 @@ const deployBody = {
     version: { type: 'string', minLength: 1 },
     environment: { type: 'string' },
     vars: { type: 'object', additionalProperties: { type: 'string' } },
-    triggeredBy: { type: 'string', maxLength: 200 },
+    triggeredBy: {
+      type: 'string',
+      maxLength: 200,
+      description: 'Who deploys; ignored when a token authenticates the request (its name is recorded)',
+    },
     queue: { type: 'boolean', description: 'Wait for a busy environment instead of being refused' },
     overrideFreeze: {
       type: 'boolean',
@@ -57,9 +62,19 @@ function releaseJson(release: Release) {
   };
 }
 
+/** Refuses a deployer token limited to other environments than the deployment's. */
+async function assertDeploymentEnvironment(
+  request: FastifyRequest,
+  orchestrator: Orchestrator,
+  id: string,
+): Promise<void> {
+  if (request.identity?.environments) assertEnvironment(request, (await orchestrator.get(id)).environment);
+}
+
 /**
  * The orchestrator's routes on the shared server: start, cancel and roll back deployments
- * (operator token), and the saga's own view of a deployment (for `materi deploy` progress).
+ * (a deployer or admin token, whose name is the actor recorded; see src/api/auth.ts), and the
+ * saga's own view of a deployment (for `materi deploy` progress).
  */
 export function registerOrchestratorRoutes(app: FastifyInstance, orchestrator: Orchestrator): void {
   app.post(
@@ -78,6 +93,7 @@ export function registerOrchestratorRoutes(app: FastifyInstance, orchestrator: O
         overrideFreeze?: boolean;
         overrideReason?: string;
       };
+      if (body.overrideFreeze) assertAdmin(request, 'override a freeze');
       const view = await orchestrator.submit({
         planText: body.plan,
         planSource: body.planSource ?? 'plan',
@@ -85,10 +101,11 @@ export function registerOrchestratorRoutes(app: FastifyInstance, orchestrator: O
         version: body.version,
         environment: body.environment,
         vars: body.vars,
-        triggeredBy: body.triggeredBy ?? 'api',
+        triggeredBy: actorOf(request, body.triggeredBy),
         queue: body.queue,
         overrideFreeze: body.overrideFreeze,
         overrideReason: body.overrideReason,
+        authorizeEnvironment: (environment) => assertEnvironment(request, environment),
       });
       return reply.status(201).send(view);
     },
@@ -111,7 +128,8 @@ export function registerOrchestratorRoutes(app: FastifyInstance, orchestrator: O
     async (request, reply) => {
       const { id } = request.params as { id: string };
       const body = (request.body ?? {}) as { rollback?: boolean; by?: string };
-      const view = await orchestrator.cancel(id, { rollback: body.rollback, by: body.by ?? 'api' });
+      await assertDeploymentEnvironment(request, orchestrator, id);
+      const view = await orchestrator.cancel(id, { rollback: body.rollback, by: actorOf(request, body.by) });
       return reply.status(202).send({ id: view.id, status: view.status });
     },
   );
@@ -133,7 +151,8 @@ export function registerOrchestratorRoutes(app: FastifyInstance, orchestrator: O
     async (request, reply) => {
       const { id } = request.params as { id: string };
       const body = (request.body ?? {}) as { by?: string; reason?: string };
-      const view = await orchestrator.rollback(id, { by: body.by ?? 'api', reason: body.reason });
+      await assertDeploymentEnvironment(request, orchestrator, id);
+      const view = await orchestrator.rollback(id, { by: actorOf(request, body.by), reason: body.reason });
       return reply.status(202).send({ id: view.id, status: view.status });
     },
   );
@@ -143,7 +162,11 @@ export function registerOrchestratorRoutes(app: FastifyInstance, orchestrator: O
     additionalProperties: false,
     properties: {
       comment: { type: 'string', maxLength: 2000 },
-      by: { type: 'string', maxLength: 200, description: 'Who answers (default: api)' },
+      by: {
+        type: 'string',
+        maxLength: 200,
+        description: 'Who answers; ignored when a token authenticates the request (its name is recorded)',
+      },
     },
   } as const;
   for (const [verb, summary] of [
@@ -156,7 +179,13 @@ export function registerOrchestratorRoutes(app: FastifyInstance, orchestrator: O
       async (request, reply) => {
         const { id } = request.params as { id: string };
         const body = (request.body ?? {}) as { comment?: string; by?: string };
-        const answer = { by: body.by || 'api', comment: body.comment };
+        if (request.identity) {
+          const deployment = await orchestrator.get(id);
+          assertEnvironment(request, deployment.environment);
+          // The plan names the role that may answer (`approval.approvers`, default deployer).
+          if (deployment.waitingFor?.approvers === 'admin') assertAdmin(request, `${verb} an admin approval`);
+        }
+        const answer = { by: actorOf(request, body.by), comment: body.comment };
         const view =
           verb === 'approve' ? await orchestrator.approve(id, answer) : await orchestrator.reject(id, answer);
         return reply.status(202).send({ id: view.id, status: view.status });
@@ -210,9 +239,10 @@ export function registerOrchestratorRoutes(app: FastifyInstance, orchestrator: O
     async (request, reply) => {
       const { project, environment } = request.params as { project: string; environment: string };
       const body = (request.body ?? {}) as { to?: string; by?: string; reason?: string };
+      assertEnvironment(request, environment);
       const view = await orchestrator.rollbackEnvironment(project, environment, {
         to: body.to,
-        by: body.by ?? 'api',
+        by: actorOf(request, body.by),
         reason: body.reason,
       });
       return reply.status(202).send({ id: view.id, status: view.status, version: view.version });

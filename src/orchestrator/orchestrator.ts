@@ -98,6 +98,11 @@ export interface DeployRequest {
   overrideFreeze?: boolean;
   /** Why the freeze is overridden; recorded with the deployment. */
   overrideReason?: string;
+  /**
+   * Called with the plan's environment once the plan is parsed, before anything is recorded:
+   * throws to refuse (the API checks a deployer token limited to other environments).
+   */
+  authorizeEnvironment?: (environment: string) => void;
 }
 
 /** The orchestrator's view of a deployment (for `materi deploy` progress and the API). */
@@ -217,8 +222,9 @@ export class Orchestrator {
   async close(graceMs = 5000): Promise<void> {
     this.closing = true;
     for (const timer of this.timers) clearInterval(timer);
-    await this.router?.close(graceMs);
+    // One deadline for the result consumer and the sagas in flight together.
     const deadline = Date.now() + graceMs;
+    await this.router?.close(graceMs);
     while (this.active.size > 0 && Date.now() < deadline) await sleep(50);
   }
 
@@ -231,6 +237,7 @@ export class Orchestrator {
     }
     const id = `dep-${randomBytes(6).toString('hex')}`;
     const plan = this.parse(request, id);
+    request.authorizeEnvironment?.(plan.environment);
     const freezeOverride = await this.checkFreeze(plan, request);
     const now = Date.now();
     const previousVersion = await this.previousVersion(plan);

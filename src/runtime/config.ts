@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors/index.js';
 import { DEFAULT_STREAM_PREFIX } from '../events/streams.js';
+import { localServerUrl } from './listen.js';
 import { redactUrl } from './logging.js';
 
 /**
@@ -26,7 +27,10 @@ export interface Settings {
    * @defaultValue `127.0.0.1`
    */
   host: string;
-  /** `MATERI_API_URL` @defaultValue `http://127.0.0.1:<port>` */
+  /**
+   * `MATERI_API_URL` @defaultValue `http://<MATERI_HOST>:<port>`, through 127.0.0.1 (or [::1]) when
+   * the host is `0.0.0.0` (or `::`)
+   */
   apiUrl: string;
   /** `MATERI_API_TOKEN`: operator token for writes. */
   apiToken?: string;
@@ -50,6 +54,12 @@ export interface Settings {
    * @defaultValue 604800000 (7 days)
    */
   streamRetentionMs: number;
+  /**
+   * `MATERI_SHUTDOWN_TIMEOUT_MS`: on SIGTERM or SIGINT, `materi up` and `materi worker` stop reading
+   * and give work in flight this long to finish; what is unfinished stays pending for another
+   * consumer to reclaim. @defaultValue 10000
+   */
+  shutdownTimeoutMs: number;
 }
 
 const optionalText = z
@@ -96,6 +106,9 @@ const schema = z.object({
   MATERI_STREAM_RETENTION_MS: optionalText.pipe(
     z.coerce.number<string | undefined>().int().min(0).optional(),
   ),
+  MATERI_SHUTDOWN_TIMEOUT_MS: optionalText.pipe(
+    z.coerce.number<string | undefined>().int().min(0).optional(),
+  ),
   MATERI_LOG_LEVEL: optionalText.pipe(
     z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
   ),
@@ -118,7 +131,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     dataDir: v.MATERI_DATA_DIR ?? '.materi',
     streamPrefix: v.MATERI_STREAM_PREFIX ?? DEFAULT_STREAM_PREFIX,
     port,
-    apiUrl: v.MATERI_API_URL ?? `http://127.0.0.1:${port}`,
+    apiUrl: v.MATERI_API_URL ?? localServerUrl(v.MATERI_HOST ?? '127.0.0.1', port),
     apiToken: v.MATERI_API_TOKEN,
     viewerToken: v.MATERI_VIEWER_TOKEN,
     tokensFile: v.MATERI_TOKENS_FILE,
@@ -129,6 +142,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     claimIdleMs: v.MATERI_CLAIM_IDLE_MS ?? 30_000,
     leaseMs: v.MATERI_LEASE_MS ?? 15_000,
     streamRetentionMs: v.MATERI_STREAM_RETENTION_MS ?? 7 * 86_400_000,
+    shutdownTimeoutMs: v.MATERI_SHUTDOWN_TIMEOUT_MS ?? 10_000,
   };
 }
 

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
 import { createApiServer } from '../api/index.js';
 import { consumerLiveness, startHeartbeat } from '../bus/heartbeat.js';
 import { idempotency, logging } from '../bus/middleware/index.js';
@@ -31,6 +32,7 @@ import {
 } from '../workers/notifier/index.js';
 import { createValidatorHandler, VALIDATOR_GROUP } from '../workers/validator/index.js';
 import type { Settings } from './config.js';
+import { checkListenAddress, isLoopbackHost, localServerUrl } from './listen.js';
 import type { Logger } from './logging.js';
 import { createBusMetrics } from './metrics.js';
 
@@ -63,13 +65,18 @@ export interface StackOptions {
   logger: Logger;
   /** What runs in this process, for heartbeats: `up`, `worker validator`, … */
   role: string;
-  /** Serve the HTTP API (and dashboard) on this port; 0 picks a free one. */
+  /**
+   * Serve the HTTP API (and dashboard) on this port; 0 picks a free one. The host defaults to
+   * `MATERI_HOST`; a non-loopback one needs a token ({@link checkListenAddress}).
+   */
   http?: { port: number; host?: string };
   /** Override a component's concurrency (`--concurrency`). */
   concurrency?: Partial<Record<ComponentName, number>>;
   subscriber?: SubscriberTuning;
   /** Claim idle time of every consumer. @defaultValue 30000 */
   claimIdleMs?: number;
+  /** How long `close()` gives work in flight to finish. @defaultValue `MATERI_SHUTDOWN_TIMEOUT_MS` */
+  shutdownTimeoutMs?: number;
 }
 
 /** A running stack: what `materi up` and `materi worker` hold until they stop. */
@@ -93,6 +100,13 @@ export interface Stack {
 export async function startStack(options: StackOptions): Promise<Stack> {
   const { settings, logger, components } = options;
   const claimIdleMs = options.claimIdleMs ?? settings.claimIdleMs;
+  const host = options.http?.host ?? settings.host;
+  if (options.http) checkListenAddress({ ...settings, host });
+  // One deadline for every step of close(): what is in flight when it passes stays pending.
+  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? settings.shutdownTimeoutMs;
+  let closeDeadline: number | undefined;
+  const remaining = () =>
+    closeDeadline === undefined ? shutdownTimeoutMs : Math.max(0, closeDeadline - Date.now());
   const closers: (() => Promise<unknown>)[] = [];
   const closeAll = async () => {
     while (closers.length > 0)
@@ -244,7 +258,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       orchestrator,
       router,
       metrics,
-      close: closeAll,
+      close: async () => {
+        closeDeadline ??= Date.now() + shutdownTimeoutMs;
+        await closeAll();
+      },
     };
 
     // Beating before the first handler runs: a consumer seen holding a lease is known to be alive.
@@ -255,10 +272,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       }),
     );
     await router.start();
-    closers.push(() => router.close(10_000));
+    closers.push(() => router.close(remaining()));
     if (orchestrator) {
       await orchestrator.start();
-      closers.push(() => orchestrator!.close(5000));
+      closers.push(() => orchestrator!.close(remaining()));
     }
     const subscriptions: Subscription[] = [];
     if (failedEvents && store) {
@@ -280,7 +297,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       });
       alerts.start();
       closers.push(async () => alerts.stop());
-      closers.push(() => Promise.all(subscriptions.map((s) => s.close(2000))));
+      closers.push(() => Promise.all(subscriptions.map((s) => s.close(Math.min(2000, remaining())))));
     }
     if (feed && settings.streamRetentionMs > 0) {
       // The process that keeps Shield's log also keeps the streams from growing forever.
@@ -290,7 +307,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
     if (options.http) {
       const server = await createApiServer({
-        auth: { apiToken: settings.apiToken, viewerToken: settings.viewerToken },
+        auth: {
+          apiToken: settings.apiToken,
+          viewerToken: settings.viewerToken,
+          tokensFile: settings.tokensFile,
+        },
         logger,
         metrics: metrics.registry,
         info: {
@@ -298,8 +319,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           store: store ? `${store.dialect} ${store.describe()}` : undefined,
           role: options.role,
         },
-        health: async () => {
-          await bus.inspector.heartbeats();
+        // /healthz is liveness (the process answers); /readyz checks what the process needs.
+        ready: {
+          bus: () => pingBus(bus),
+          ...(store ? { store: () => sql`select 1`.execute(store.db) } : {}),
         },
       });
       if (orchestrator) registerOrchestratorRoutes(server, orchestrator);
@@ -311,10 +334,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       }
       registerInbox(server, logger);
       stack.server = server;
-      await server.listen({ port: options.http.port, host: options.http.host ?? '127.0.0.1' });
+      await server.listen({ port: options.http.port, host });
       const address = server.server.address();
       const port = typeof address === 'object' && address ? address.port : options.http.port;
-      stack.url = `http://${options.http.host ?? '127.0.0.1'}:${port}`;
+      stack.url = localServerUrl(host, port);
       if (!settings.notifierConfig) process.env.MATERI_INBOX_URL = `${stack.url}/api/inbox`;
       closers.push(() => server.close());
     }
@@ -323,6 +346,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     await closeAll();
     throw error;
   }
+}
+
+/** Resolves when the event bus answers: Redis PING, or a query on the embedded bus' SQLite file. */
+async function pingBus(bus: EventBus): Promise<void> {
+  if (bus.redis) await bus.redis.ping();
+  else bus.embedded?.database.db.prepare('select 1').get();
 }
 
 /**
@@ -335,10 +364,11 @@ function registerInbox(server: FastifyInstance, logger: Logger): void {
     '/api/inbox',
     {
       config: { access: 'public' },
-      schema: { summary: 'Receive a status update (Slack-compatible, loopback only)' },
+      schema: { summary: 'Receive a status update (Slack-compatible, from this machine only)' },
     },
     async (request, reply) => {
-      if (!['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(request.ip)) {
+      // From this machine: loopback, or one of its own addresses when the server listens on one.
+      if (!isLoopbackHost(request.ip) && request.ip !== request.socket.localAddress) {
         return reply.status(403).send({
           error: {
             code: 'MATERI_ERR_FORBIDDEN',

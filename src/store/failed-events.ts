@@ -41,6 +41,8 @@ export interface FailedEvent extends DeadLetterRecord {
   status: FailedEventStatus;
   /** When it was last replayed, if ever. */
   replayedAt?: Date;
+  /** Who replayed it last: the token's name through the API, the user through the CLI. */
+  replayedBy?: string;
   replayCount: number;
   /** When the first failure was recorded. */
   createdAt: Date;
@@ -206,12 +208,13 @@ export class FailedEventStore {
    * Notes that the entry was published again: status `replayed`, the replay time, one more replay.
    * Throws {@link NotFoundError} for an unknown id and {@link ConflictError} for a purged record.
    */
-  async markReplayed(id: string): Promise<FailedEvent> {
+  async markReplayed(id: string, by?: string): Promise<FailedEvent> {
     const result = await this.#db
       .updateTable('failed_events')
       .set((eb) => ({
         status: 'replayed' as const,
         replayed_at: this.#now().getTime(),
+        replayed_by: by ?? null,
         replay_count: eb('replay_count', '+', 1),
       }))
       .where('id', '=', id)
@@ -283,6 +286,7 @@ function toFailedEvent(row: Selectable<FailedEventsTable>): FailedEvent {
     createdAt: new Date(Number(row.created_at)),
   };
   if (row.replayed_at !== null) event.replayedAt = new Date(Number(row.replayed_at));
+  if (row.replayed_by) event.replayedBy = row.replayed_by;
   return event;
 }
 

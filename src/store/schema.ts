@@ -36,6 +36,7 @@ export interface FailedEventsTable {
   last_failed_at: EpochMs;
   status: FailedEventStatus;
   replayed_at: EpochMs | null;
+  replayed_by: string | null;
   replay_count: Generated<number>;
   created_at: ColumnType<EpochMs, EpochMs, never>;
 }

@@ -1,11 +1,10 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Command } from 'commander';
 import type { FastifyInstance } from 'fastify';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createApiServer } from '../../src/api/index.js';
 import { registerDeployCommands } from '../../src/cli/deploy.js';
-import { BadInputError, EnvironmentFrozenError, MateriError } from '../../src/errors/index.js';
+import { BadInputError, EnvironmentFrozenError } from '../../src/errors/index.js';
 import { type Orchestrator, openIncident, registerOrchestratorRoutes } from '../../src/orchestrator/index.js';
 import { silentLogger } from '../../src/runtime/logging.js';
 import { parseNotifierSettings } from '../../src/workers/notifier/index.js';

@@ -16,6 +16,7 @@ declare function getComputedStyle(element: unknown): { backgroundColor: string }
 declare const document: {
   querySelector(selector: string): { textContent: string | null } | null;
   body: { innerText: string };
+  cookie: string;
 };
 declare const sessionStorage: { getItem(key: string): string | null };
 
@@ -97,7 +98,7 @@ describe('Shield dashboard in a browser', () => {
     await page.goto(harness.url);
     await page.locator('#loopback-notice').waitFor();
     expect(await page.locator('#loopback-notice').textContent()).toBe(
-      'writes are open to this machine only: no MATERI_API_TOKEN set',
+      'writes are open to this machine only: no token is configured',
     );
     await page.locator('#connection[data-state="live"]').waitFor();
 
@@ -438,7 +439,7 @@ describe('Shield dashboard in a browser', () => {
     expect(problems).toEqual([]);
   });
 
-  it('asks for a token when the server wants one, then shows the data', async () => {
+  it('asks to sign in when the server wants a token, then shows the data live from a session cookie', async () => {
     const guarded = await startShield(sqliteBackend, {
       auth: { viewerToken: 'viewer-secret', apiToken: 'op' },
     });
@@ -447,12 +448,31 @@ describe('Shield dashboard in a browser', () => {
       const tab = await browser.newPage();
       await tab.goto(guarded.url);
       await tab.locator('#token-form:not([hidden])').waitFor();
+      // A wrong token: the form stays, with the server's message.
+      await tab.locator('#token-input').fill('not-a-token');
+      await tab.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await tab.locator('#token-message', { hasText: 'the token is not known to this server' }).waitFor();
       await tab.locator('#token-input').fill('viewer-secret');
-      await tab.getByRole('button', { name: 'Use token' }).click();
+      await tab.getByRole('button', { name: 'Sign in', exact: true }).click();
       await tab.locator('#history tr[data-deployment-id="guarded-1"]').waitFor({ timeout: 5000 });
       expect(await tab.locator('#loopback-notice').count()).toBe(0);
-      expect(await tab.evaluate(() => sessionStorage.getItem('materi.token'))).toBe('viewer-secret');
+      // The page keeps no token: the session is an HttpOnly cookie that scripts cannot read.
+      expect(await tab.evaluate(() => sessionStorage.getItem('materi.token'))).toBeNull();
+      expect(await tab.evaluate(() => document.cookie)).toBe('');
+      const [cookie] = await tab.context().cookies();
+      expect(cookie).toMatchObject({ name: 'materi_session', httpOnly: true, sameSite: 'Strict', path: '/' });
+      expect(cookie!.value).not.toContain('viewer-secret');
+      expect(await tab.locator('#identity').textContent()).toBe(
+        'signed in as viewer-token (viewer) Sign out',
+      );
+      // The live stream runs on the cookie, and shows what is published now.
       await tab.locator('#connection[data-state="live"]').waitFor();
+      await guarded.bus.publisher.publishBatch(deploymentScenario({ id: 'guarded-2' }));
+      await tab.locator('#history tr[data-deployment-id="guarded-2"]').waitFor({ timeout: 5000 });
+      // Signing out ends the session: the next read asks to sign in again.
+      await tab.getByRole('button', { name: 'Sign out' }).click();
+      await tab.locator('#identity[hidden]').waitFor({ state: 'attached' });
+      expect(await tab.context().cookies()).toEqual([]);
       await tab.close();
     } finally {
       await guarded.close();
@@ -466,7 +486,13 @@ describe('Shield dashboard: release controls in a browser', () => {
   let harness: ShieldHarness;
   let browser: Browser;
   /** Requests the page sent to the stand-ins of the orchestrator's routes. */
-  const calls: { method: string; path: string; body: unknown; authorization: string | undefined }[] = [];
+  const calls: {
+    method: string;
+    path: string;
+    body: unknown;
+    authorization: string | undefined;
+    actor: string | undefined;
+  }[] = [];
   const waitingId = `ui-wait-${randomUUID().slice(0, 6)}`;
   const deadline = new Date(Date.now() + 2 * 3_600_000);
   const releases = [
@@ -526,12 +552,14 @@ describe('Shield dashboard: release controls in a browser', () => {
           url: string;
           body: unknown;
           headers: { authorization?: string };
+          actor: string | undefined;
         }) =>
           calls.push({
             method: request.method,
             path: request.url,
             body: request.body ?? null,
             authorization: request.headers.authorization,
+            actor: request.actor,
           });
         app.get('/api/environments', async () => releases);
         app.get('/api/environments/:project/:environment/history', async (request) => {
@@ -604,12 +632,12 @@ describe('Shield dashboard: release controls in a browser', () => {
     await harness?.close();
   });
 
-  /** A tab that already holds a token (as after entering it), and the problems it reports. */
+  /** A tab already signed in with a token (as after the sign-in form), and the problems it reports. */
   async function tab(token: string): Promise<{ page: Page; problems: string[] }> {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    await context.addInitScript({
-      content: `sessionStorage.setItem('materi.token', ${JSON.stringify(token)})`,
-    });
+    // The context's requests share its cookies: this sets the session cookie the page then sends.
+    const login = await context.request.post(`${harness.url}/api/session`, { data: { token } });
+    expect(login.status()).toBe(200);
     const page = await context.newPage();
     const problems: string[] = [];
     page.on('dialog', (dialog) => {
@@ -652,7 +680,7 @@ describe('Shield dashboard: release controls in a browser', () => {
       expect(await staging.locator('td').nth(5).textContent()).toBe('rollback');
       expect(await page.getByRole('button', { name: 'Roll back…' }).count()).toBe(0);
       expect(await page.locator('#read-only-notice').textContent()).toContain(
-        'Read-only: approving, rolling back and cancelling need the operator token.',
+        'Read-only: approving, rolling back and cancelling need a deployer or admin token.',
       );
       await page.screenshot({ path: `${artifacts}environments-viewer.png`, fullPage: true });
 
@@ -671,10 +699,10 @@ describe('Shield dashboard: release controls in a browser', () => {
       expect(await page.getByRole('button', { name: 'Reject' }).count()).toBe(0);
       expect(await page.getByRole('button', { name: 'Cancel' }).count()).toBe(0);
 
-      // The viewer switches to the operator token: the actions appear.
-      await page.getByRole('button', { name: 'Enter the operator token' }).click();
+      // The viewer signs in with the operator token: the actions appear.
+      await page.getByRole('button', { name: 'Sign in with another token' }).click();
       await page.locator('#token-input').fill(OPERATOR);
-      await page.getByRole('button', { name: 'Use token' }).click();
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
       await page.getByRole('button', { name: 'Approve' }).waitFor();
       expect(await page.locator('#read-only-notice').count()).toBe(0);
       expect(calls).toEqual([]);
@@ -716,7 +744,8 @@ describe('Shield dashboard: release controls in a browser', () => {
           method: 'POST',
           path: '/api/environments/printery/production/rollback',
           body: { to: 'v1' },
-          authorization: `Bearer ${OPERATOR}`,
+          authorization: undefined,
+          actor: 'api-token',
         },
       ]);
       await page.screenshot({ path: `${artifacts}environments-rollback.png`, fullPage: true });
@@ -737,7 +766,8 @@ describe('Shield dashboard: release controls in a browser', () => {
         method: 'POST',
         path: '/api/environments/printery/staging/rollback',
         body: {},
-        authorization: `Bearer ${OPERATOR}`,
+        authorization: undefined,
+        actor: 'api-token',
       });
       expect(problems).toEqual([]);
     } finally {
@@ -769,7 +799,8 @@ describe('Shield dashboard: release controls in a browser', () => {
           method: 'POST',
           path: `/api/deployments/${waitingId}/approve`,
           body: { comment: 'ship it' },
-          authorization: `Bearer ${OPERATOR}`,
+          authorization: undefined,
+          actor: 'api-token',
         },
       ]);
 

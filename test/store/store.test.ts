@@ -143,6 +143,7 @@ describe.each(BACKENDS)('store on $dialect', (backend) => {
       'replayed_at',
       'replay_count',
       'created_at',
+      'replayed_by',
     ]);
   });
 

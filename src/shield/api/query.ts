@@ -4,29 +4,21 @@ import { BadInputError } from '../../errors/index.js';
 /** JSON schema of a query parameter, as the routes declare them. */
 export type QueryProperty = Record<string, unknown>;
 
-/** Parameters every read route accepts besides its own: the bearer token for EventSource. */
-const ALWAYS_ALLOWED = ['access_token'];
-
 /**
  * A querystring schema that also rejects parameters the route does not know (Fastify's validator
  * would silently drop them, so a misspelt filter would return everything), naming the parameter.
  */
 export function querySchema(properties: Record<string, QueryProperty>) {
-  const allowed = new Set([...Object.keys(properties), ...ALWAYS_ALLOWED]);
+  // No `access_token`: a token in the URL ends up in logs and history (the dashboard uses a session cookie).
+  const allowed = new Set(Object.keys(properties));
   return {
-    schema: {
-      type: 'object',
-      properties: {
-        ...properties,
-        access_token: { type: 'string', description: 'Bearer token (for EventSource)' },
-      },
-    },
+    schema: { type: 'object', properties },
     async preValidation(request: FastifyRequest) {
       const query = (request.query ?? {}) as Record<string, unknown>;
       for (const name of Object.keys(query)) {
         if (!allowed.has(name)) {
           throw new BadInputError(
-            `unknown query parameter "${name.slice(0, 40)}" (expected ${[...allowed].filter((a) => a !== 'access_token').join(', ') || 'none'})`,
+            `unknown query parameter "${name.slice(0, 40)}" (expected ${[...allowed].join(', ') || 'none'})`,
           );
         }
       }

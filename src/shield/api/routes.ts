@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
+import { actorOf } from '../../api/auth.js';
 import type { EventBus } from '../../bus/open.js';
 import { replayFailedEvents } from '../../dlq/replay.js';
 import { NotFoundError } from '../../errors/index.js';
@@ -226,7 +227,7 @@ export async function registerShieldRoutes(
   app.post(
     '/api/dlq/:id/replay',
     {
-      config: { access: 'write' },
+      config: { access: 'admin' },
       schema: {
         summary: 'Deliver a dead-lettered event again to the group that failed it',
         tags: ['dead letters'],
@@ -241,9 +242,10 @@ export async function registerShieldRoutes(
     },
     async (request) => {
       const { id } = request.params as { id: string };
-      const [replayed] = await replayFailedEvents(options.bus, options.failedEvents, { ids: [id] });
-      logger.info({ failed_event: id, group: replayed?.group }, 'dead letter replayed through the API');
-      return { replayed };
+      const by = actorOf(request);
+      const [replayed] = await replayFailedEvents(options.bus, options.failedEvents, { ids: [id] }, by);
+      logger.info({ failed_event: id, group: replayed?.group, by }, 'dead letter replayed through the API');
+      return { replayed: replayed && { ...replayed, by } };
     },
   );
 

@@ -1,6 +1,5 @@
-// Calls to the Shield API and the live stream, with the bearer token kept in sessionStorage.
-
-const TOKEN_KEY = 'materi.token';
+// Calls to the Shield API and the live stream. The page never keeps a token: it signs in once
+// (`POST /api/session`), and the server's HttpOnly session cookie goes with every request.
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -10,27 +9,34 @@ export class ApiError extends Error {
   }
 }
 
-export function storedToken() {
-  return sessionStorage.getItem(TOKEN_KEY) || '';
-}
-
 /**
  * What the server says about this page's caller (`GET /api/info`): action buttons show only when
- * `canWrite` (the operator token, or any caller on loopback when the server has no token).
+ * `canWrite` (a deployer or admin session, or any caller on loopback when the server has no token);
+ * `identity` is the signed-in token (name, role, environments), if any.
  */
-export const session = { canWrite: false, writes: 'loopback' };
+export const session = { canWrite: false, writes: 'loopback', identity: undefined };
 
-/** Asks the server again what the stored token allows. Returns the `/api/info` answer. */
+/** Asks the server again what this page's session allows. Returns the `/api/info` answer. */
 export async function refreshSession() {
   const info = await api('/api/info');
   session.canWrite = info.caller?.canWrite === true;
   session.writes = info.auth?.writes ?? 'loopback';
+  session.identity = info.caller?.identity;
   return info;
+}
+
+/** Ends the session (the server clears its cookie); the page then asks again what it may do. */
+export async function signOut() {
+  await fetch('/api/session', { method: 'DELETE' });
+  window.dispatchEvent(new Event('materi:token'));
 }
 
 let tokenRequest;
 
-/** Shows the token form and resolves once a token was entered. Concurrent callers share it. */
+/**
+ * Shows the sign-in form and resolves once the server accepted a token (it answers with a session
+ * cookie; the token itself is not kept). Concurrent callers share it.
+ */
 export function askForToken(reason) {
   if (tokenRequest) return tokenRequest;
   const form = document.getElementById('token-form');
@@ -39,9 +45,20 @@ export function askForToken(reason) {
   form.hidden = false;
   input.focus();
   tokenRequest = new Promise((resolve) => {
-    const submit = (event) => {
+    const submit = async (event) => {
       event.preventDefault();
-      sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+      const response = await fetch('/api/session', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ token: input.value.trim() }),
+      });
+      if (!response.ok) {
+        const data = await response.json().catch(() => ({}));
+        document.getElementById('token-message').textContent =
+          data.error?.message ?? `sign-in failed (${response.status})`;
+        input.select();
+        return;
+      }
       input.value = '';
       form.hidden = true;
       form.removeEventListener('submit', submit);
@@ -55,12 +72,10 @@ export function askForToken(reason) {
   return tokenRequest;
 }
 
-/** JSON call to the API; on 401 asks for a token and tries again. Throws ApiError otherwise. */
+/** JSON call to the API; on 401 asks to sign in and tries again. Throws ApiError otherwise. */
 export async function api(path, options = {}) {
   for (;;) {
     const headers = { accept: 'application/json' };
-    const token = storedToken();
-    if (token) headers.authorization = `Bearer ${token}`;
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     const response = await fetch(path, {
       method: options.method ?? 'GET',
@@ -81,7 +96,8 @@ export async function api(path, options = {}) {
 
 /**
  * The live stream (SSE). Resumes after `lastEventId` on every reconnect, so nothing is missed;
- * when the server refuses the stream (401), asks for a token and reconnects.
+ * when the server refuses the stream (401), asks to sign in and reconnects. EventSource sends the
+ * session cookie (it cannot set headers, and a token in the URL would end up in logs).
  */
 export function openStream({ lastEventId, onDeployment, onEvent, onState }) {
   let last = lastEventId;
@@ -91,8 +107,6 @@ export function openStream({ lastEventId, onDeployment, onEvent, onState }) {
     const url = new URL('/api/stream', location.origin);
     if (last !== undefined && last !== null && last !== '')
       url.searchParams.set('last_event_id', String(last));
-    const token = storedToken();
-    if (token) url.searchParams.set('access_token', token);
     source = new EventSource(url);
     source.onopen = () => onState('live');
     source.addEventListener('deployment', (message) => {
@@ -108,7 +122,7 @@ export function openStream({ lastEventId, onDeployment, onEvent, onState }) {
       if (source.readyState !== EventSource.CLOSED) return; // the browser retries by itself
       source.close();
       try {
-        await api('/api/deployments?limit=1'); // asks for a token if that is the problem
+        await api('/api/deployments?limit=1'); // asks to sign in if that is the problem
       } catch {
         // the server is down: retry below
       }

@@ -1,5 +1,5 @@
 // The Shield dashboard: routes of the page, the live stream, and the views it feeds.
-import { api, askForToken, openStream, refreshSession, session } from './api.js';
+import { api, askForToken, openStream, refreshSession, session, signOut } from './api.js';
 import { DeploymentPage } from './deployment.js';
 import { fill, h } from './dom.js';
 import { EnvironmentsView } from './environments.js';
@@ -84,18 +84,30 @@ window.addEventListener('materi:token', async () => {
   if (current) route();
 });
 
-/** Offers the operator token when the server wants one for actions and this page has none. */
+/** Offers to sign in with another token when the server wants one for actions and this session has none. */
 function readOnlyNotice() {
-  const button = h('button', { type: 'button' }, 'Enter the operator token');
+  const button = h('button', { type: 'button' }, 'Sign in with another token');
   button.addEventListener('click', () => {
-    askForToken('the operator token (MATERI_API_TOKEN) enables the actions');
+    askForToken('a deployer or admin token enables the actions');
   });
   return h(
     'p',
     { class: 'notice', id: 'read-only-notice' },
-    'Read-only: approving, rolling back and cancelling need the operator token. ',
+    'Read-only: approving, rolling back and cancelling need a deployer or admin token. ',
     button,
   );
+}
+
+/** `signed in as ana (deployer for staging)` and a button to sign out, in the header. */
+function showIdentity() {
+  const element = document.getElementById('identity');
+  const identity = session.identity;
+  element.hidden = !identity;
+  if (!identity) return element.replaceChildren();
+  const scope = identity.environments ? ` for ${identity.environments.join(', ')}` : '';
+  const button = h('button', { type: 'button', id: 'sign-out' }, 'Sign out');
+  button.addEventListener('click', () => signOut());
+  element.replaceChildren(`signed in as ${identity.name} (${identity.role}${scope}) `, button);
 }
 
 async function showNotices() {
@@ -103,13 +115,14 @@ async function showNotices() {
   notices.replaceChildren();
   try {
     const info = await refreshSession();
+    showIdentity();
     if (session.writes === 'token' && !session.canWrite) notices.append(readOnlyNotice());
     if (info.auth?.writes === 'loopback') {
       notices.append(
         h(
           'p',
           { class: 'notice', id: 'loopback-notice' },
-          'writes are open to this machine only: no MATERI_API_TOKEN set',
+          'writes are open to this machine only: no token is configured',
         ),
       );
     }

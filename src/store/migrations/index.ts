@@ -25,6 +25,7 @@ import {
 import { shieldMigrations } from '../../shield/store/migrations.js';
 import type { StoreMigration } from '../migrate.js';
 import { createFailedEvents } from './202611291935_store_failed_events.js';
+import { addFailedEventsReplayedBy } from './202612072000_store_failed_events_replayed_by.js';
 
 export const MIGRATIONS: readonly StoreMigration[] = [
   createFailedEvents,
@@ -34,4 +35,5 @@ export const MIGRATIONS: readonly StoreMigration[] = [
   createReleaseLedger,
   createApprovals,
   createFreezeTables,
+  addFailedEventsReplayedBy,
 ];
