@@ -9,7 +9,7 @@ import type { Publisher, Subscriber, SubscriptionObserver } from '../bus/types.j
 import { BadInputError, ConflictError, NotCurrentReleaseError, NotFoundError } from '../errors/index.js';
 import { DeploymentStatus, resolveEventType } from '../events/index.js';
 import { type Logger, silentLogger } from '../runtime/logging.js';
-import { environmentLookup, type Lookup } from '../runtime/references.js';
+import { type Lookup, planLookup } from '../runtime/references.js';
 import type { Database } from '../store/index.js';
 import { checkFreeze, type FreezeOverride, loadFreezeSettings, settingsWindowsFor } from './freeze.js';
 import { type IncidentRules, incidentRegistration, openIncident } from './incidents.js';
@@ -776,7 +776,7 @@ export class Orchestrator {
       db: this.db,
       publisher: this.options.publisher,
       logger: this.logger,
-      env: this.options.env ?? environmentLookup(),
+      env: this.options.env ?? planLookup(),
       dataDir: this.options.dataDir ?? '.materi',
       owner: this.instanceId,
       publishRetryMs: this.options.publishRetryMs,

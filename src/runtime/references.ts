@@ -48,6 +48,32 @@ export function expandReferences<T>(value: T, lookup: Lookup, options: ExpandOpt
   ) as T;
 }
 
+/**
+ * Materi's own secrets: a plan never reads them (`${MATERI_API_TOKEN}` is unset for a plan) and
+ * stage commands do not inherit them, so a token allowed to deploy cannot read the server's
+ * tokens or database password through a plan.
+ */
+export const SERVER_SECRETS: readonly string[] = [
+  'MATERI_API_TOKEN',
+  'MATERI_VIEWER_TOKEN',
+  'MATERI_TOKENS_FILE',
+  'MATERI_DATABASE_URL',
+  'MATERI_REDIS_URL',
+];
+
+/** The lookup of `${NAME}` in plans: the process environment without {@link SERVER_SECRETS}. */
+export function planLookup(env: NodeJS.ProcessEnv = process.env): Lookup {
+  const lookup = environmentLookup(env);
+  return (name) => (SERVER_SECRETS.includes(name) ? undefined : lookup(name));
+}
+
+/** The environment a stage command inherits: the process environment without {@link SERVER_SECRETS}. */
+export function stageEnvironment(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  for (const name of SERVER_SECRETS) delete copy[name];
+  return copy;
+}
+
 /** A lookup over the process environment, treating empty values as unset. */
 export function environmentLookup(env: NodeJS.ProcessEnv = process.env): Lookup {
   return (name) => {

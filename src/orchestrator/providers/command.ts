@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describeCause } from '../../errors/index.js';
+import { stageEnvironment } from '../../runtime/references.js';
 import { ProviderFailure } from './errors.js';
 import { OutputTail } from './output-tail.js';
 import { stopGroup, trackGroup } from './process-group.js';
@@ -56,7 +57,7 @@ async function runCommand(
   const resolved = resolveSettings({ command: commandText, env: settings.env }, context, version);
   const cwd = resolve(context.baseDir, settings.cwd ?? '.');
   const env: NodeJS.ProcessEnv = {
-    ...process.env,
+    ...stageEnvironment(),
     ...resolved.value.env,
     MATERI_VERSION: version ?? '',
     MATERI_PREVIOUS_VERSION: deployment.previousVersion ?? '',

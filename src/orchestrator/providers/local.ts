@@ -3,6 +3,7 @@ import { mkdir, open, readFile, rm, stat, truncate, writeFile } from 'node:fs/pr
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { describeCause } from '../../errors/index.js';
+import { stageEnvironment } from '../../runtime/references.js';
 import { formatDuration } from '../plan/duration.js';
 import { ProviderFailure } from './errors.js';
 import { isRunning, processStartTime, stopGroup } from './process-group.js';
@@ -154,7 +155,7 @@ async function replaceInstance(
       detached: true,
       stdio: ['ignore', log.fd, log.fd],
       env: {
-        ...process.env,
+        ...stageEnvironment(),
         ...s.env,
         PORT: port,
         MATERI_VERSION: version,

@@ -1,6 +1,6 @@
 import { MateriError } from '../../errors/index.js';
 import { type Logger, silentLogger } from '../../runtime/logging.js';
-import { environmentLookup, type Lookup } from '../../runtime/references.js';
+import { type Lookup, planLookup } from '../../runtime/references.js';
 import { formatDuration } from '../plan/duration.js';
 import { ProviderFailure, StageFailedError } from './errors.js';
 import { createProvider } from './registry.js';
@@ -70,7 +70,7 @@ async function runStageAction(
       provider: stage.provider.type,
       action,
     }),
-    env: options.env ?? environmentLookup(),
+    env: options.env ?? planLookup(),
     baseDir: options.baseDir ?? process.cwd(),
     dataDir: options.dataDir ?? process.env.MATERI_DATA_DIR ?? '.materi',
     ...(options.artifacts ? { artifacts: options.artifacts } : {}),

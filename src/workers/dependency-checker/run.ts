@@ -4,7 +4,7 @@ import { untilAborted } from '../../bus/backoff.js';
 import { ConfigError, describeCause, MateriError } from '../../errors/index.js';
 import { DependencyCheckResult, ExecutionStatus } from '../../events/index.js';
 import { type Logger, silentLogger } from '../../runtime/logging.js';
-import { environmentLookup, expandReferences, type Lookup } from '../../runtime/references.js';
+import { expandReferences, type Lookup, planLookup } from '../../runtime/references.js';
 import { SecretMask } from '../../runtime/secrets.js';
 import {
   type DependencyProbe,
@@ -117,7 +117,7 @@ export async function runDependencyChecks(
   options.signal?.throwIfAborted();
   const env = options.env ?? process.env;
   const shared: Shared = {
-    lookup: options.lookup ?? environmentLookup(env as NodeJS.ProcessEnv),
+    lookup: options.lookup ?? planLookup(env as NodeJS.ProcessEnv),
     logger: options.logger ?? silentLogger(),
     probes: new Map(probes.map((p) => [p.type, p])),
     signal: options.signal,

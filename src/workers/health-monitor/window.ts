@@ -3,7 +3,7 @@ import { BadInputError, ConfigError, MateriError } from '../../errors/index.js';
 import { ExecutionStatus, HealthStatus } from '../../events/index.js';
 import { type HttpTarget, httpTarget } from '../../runtime/http-target.js';
 import type { Logger } from '../../runtime/logging.js';
-import { environmentLookup, expandReferences, type Lookup } from '../../runtime/references.js';
+import { expandReferences, type Lookup, planLookup } from '../../runtime/references.js';
 import { httpGet } from './http-request.js';
 import { MetricsWatcher } from './metrics-check.js';
 import { PromqlWatcher } from './promql-check.js';
@@ -168,7 +168,7 @@ export async function evaluateHealthWindow(
   try {
     parsed = parseHealthSpec(spec);
     ({ window, notes } = applyLimits(parsed, limits, options.deadlineMs));
-    services = prepareServices(parsed, window, options.services, options.lookup ?? environmentLookup());
+    services = prepareServices(parsed, window, options.services, options.lookup ?? planLookup());
   } catch (error) {
     if (!(error instanceof MateriError)) throw error;
     const prefix = error instanceof ConfigError ? 'cannot resolve health spec' : 'invalid health spec';

@@ -3,7 +3,7 @@ import { untilAborted } from '../../bus/backoff.js';
 import { describeCause, MateriError } from '../../errors/index.js';
 import { CheckStatus, ExecutionStatus, ValidationResult } from '../../events/index.js';
 import { type Logger, silentLogger } from '../../runtime/logging.js';
-import { environmentLookup, expandReferences, type Lookup } from '../../runtime/references.js';
+import { expandReferences, type Lookup, planLookup } from '../../runtime/references.js';
 import { SecretMask } from '../../runtime/secrets.js';
 import {
   type CheckContext,
@@ -113,7 +113,7 @@ export async function runValidation(
   const env = options.env ?? process.env;
   const shared: SharedContext = {
     env,
-    lookup: options.lookup ?? environmentLookup(env as NodeJS.ProcessEnv),
+    lookup: options.lookup ?? planLookup(env as NodeJS.ProcessEnv),
     dnsServers: options.dnsServers ?? [],
     logger: options.logger ?? silentLogger(),
     signal: options.signal,

