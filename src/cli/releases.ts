@@ -21,11 +21,11 @@ export function registerReleaseCommands(program: Command): void {
   program
     .command('rollback')
     .description(
-      'roll an environment back to an earlier release (the one before the current, or --to VERSION) and wait for it',
+      'roll an environment back to the previous good release (or --to VERSION) and wait for it',
     )
     .argument('<project>', "the plan's project")
     .requiredOption('--env <environment>', 'the environment to roll back')
-    .option('--to <version>', 'a version that once succeeded there (default: the release before the current)')
+    .option('--to <version>', 'a version that once succeeded there (default: the previous good release)')
     .option('--reason <text>', 'why, recorded with the rollback')
     .option('--detach', 'print the rollback deployment id and return without waiting')
     .option('--json', 'print NDJSON: every event of the rollback, then the result')

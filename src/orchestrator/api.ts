@@ -179,13 +179,17 @@ export function registerOrchestratorRoutes(app: FastifyInstance, orchestrator: O
       async (request, reply) => {
         const { id } = request.params as { id: string };
         const body = (request.body ?? {}) as { comment?: string; by?: string };
-        if (request.identity) {
-          const deployment = await orchestrator.get(id);
-          assertEnvironment(request, deployment.environment);
+        const answer = {
+          by: actorOf(request, body.by),
+          comment: body.comment,
           // The plan names the role that may answer (`approval.approvers`, default deployer).
-          if (deployment.waitingFor?.approvers === 'admin') assertAdmin(request, `${verb} an admin approval`);
-        }
-        const answer = { by: actorOf(request, body.by), comment: body.comment };
+          authorize: request.identity
+            ? (wait: { environment: string; approvers: string }) => {
+                assertEnvironment(request, wait.environment);
+                if (wait.approvers === 'admin') assertAdmin(request, `${verb} an admin approval`);
+              }
+            : undefined,
+        };
         const view =
           verb === 'approve' ? await orchestrator.approve(id, answer) : await orchestrator.reject(id, answer);
         return reply.status(202).send({ id: view.id, status: view.status });
@@ -222,7 +226,7 @@ export function registerOrchestratorRoutes(app: FastifyInstance, orchestrator: O
       config: { access: 'write' },
       schema: {
         summary:
-          'Roll an environment back to an earlier release (to, a version that once succeeded there; default the one before the current)',
+          'Roll an environment back to an earlier release (to, a version that once succeeded there; default the previous good release)',
         params: environmentParams,
         body: {
           type: 'object',

@@ -105,6 +105,14 @@ export interface DeployRequest {
   authorizeEnvironment?: (environment: string) => void;
 }
 
+/** Options of {@link Orchestrator.approve} and {@link Orchestrator.reject}. */
+export interface AnswerOptions {
+  by?: string;
+  comment?: string;
+  /** Throws when the caller may not answer this wait (its environment, its approvers' role). */
+  authorize?: (wait: { environment: string; gate: string; approvers: string }) => void;
+}
+
 /** The orchestrator's view of a deployment (for `materi deploy` progress and the API). */
 export interface DeploymentView {
   id: string;
@@ -308,12 +316,12 @@ export class Orchestrator {
   }
 
   /** Lets a deployment that waits for an approval (or a paused one) go on. */
-  async approve(id: string, options: { by?: string; comment?: string } = {}): Promise<DeploymentView> {
+  async approve(id: string, options: AnswerOptions = {}): Promise<DeploymentView> {
     return this.answer(id, 'APPROVED', options);
   }
 
   /** Stops a deployment that waits for an approval (or a paused one): it fails with the comment. */
-  async reject(id: string, options: { by?: string; comment?: string } = {}): Promise<DeploymentView> {
+  async reject(id: string, options: AnswerOptions = {}): Promise<DeploymentView> {
     return this.answer(id, 'REJECTED', options);
   }
 
@@ -324,13 +332,19 @@ export class Orchestrator {
   private async answer(
     id: string,
     outcome: ApprovalOutcomeName,
-    options: { by?: string; comment?: string },
+    options: AnswerOptions,
   ): Promise<DeploymentView> {
     const row = await this.row(id);
     const waiting = FINAL_STATUSES.includes(row.status as DeploymentStatusName)
       ? undefined
       : pendingApproval(JSON.parse(row.state) as SagaState);
     const verb = outcome === 'APPROVED' ? 'approve' : 'reject';
+    // Checked against the very gate answered below, not an earlier read of the deployment.
+    options.authorize?.({
+      environment: row.environment,
+      gate: waiting?.gate ?? '',
+      approvers: waiting?.approvers ?? 'deployer',
+    });
     if (!waiting)
       throw new ConflictError(
         `deployment ${id} does not wait for an approval (it is ${row.status}, phase ${row.phase}); nothing to ${verb}`,
@@ -469,6 +483,14 @@ export class Orchestrator {
       throw new ConflictError(
         `environment ${row.environment} of ${row.project} is busy with deployment ${locked.holder}`,
       );
+    // Under the lock: a deployment that finished meanwhile may have replaced it.
+    const stillCurrent = await currentRelease(this.db, row.project, row.environment);
+    if (stillCurrent?.deploymentId !== id) {
+      await this.unlock(row);
+      throw new NotCurrentReleaseError(
+        `deployment ${id} (${row.version}) is no longer the current release of ${row.project} in ${row.environment}: ${stillCurrent?.version ?? 'nothing'} is`,
+      );
+    }
     const state = JSON.parse(row.state) as SagaState;
     const deployed = Object.entries(state.stages)
       .filter(([, s]) => s.status === 'succeeded')
@@ -501,7 +523,7 @@ export class Orchestrator {
 
   /**
    * Rolls an environment back to an earlier release: `to`, a version that once succeeded there,
-   * or else the release before the current one. Runs as a new deployment of that version (kind
+   * or else the previous good release (see docs/event-flows.md). Runs as a new deployment of that version (kind
    * `rollback`) with the plan and variables of the deployment that released it: the validation
    * and dependency gates are skipped, the stages and the health gate run, and it is not rolled
    * back automatically. Refused while the environment is busy.
@@ -532,15 +554,27 @@ export class Orchestrator {
         );
       }
     } else {
-      target = (await releaseHistory(this.db, project, environment)).find(
-        (r) => r.version !== current.version,
-      );
+      // The previous good release: not the current version, and not one a rollback replaced
+      // (rolling back twice goes further back instead of reinstalling what was rolled away from).
+      const history = await releaseHistory(this.db, project, environment, 1000);
+      const seen = new Set([current.version]);
+      target = history.find((release, i) => {
+        if (i === 0 || seen.has(release.version)) return false;
+        seen.add(release.version);
+        // Judged by its latest release there: what replaced it was a rollback.
+        return history[i - 1]!.kind !== 'rollback';
+      });
       if (!target)
         throw new ConflictError(
           `${project} in ${environment} had no release before ${current.version}, so there is nothing to roll back to`,
         );
     }
-    const source = await this.row(target.deploymentId);
+    // The plan and variables that first released that version (a manual rollback's entry names
+    // the deployment it rolled back, whose plan is the newer one's).
+    const firstRelease = (await releaseHistory(this.db, project, environment, 1000)).find(
+      (r) => r.version === target.version && r.kind === 'deploy',
+    );
+    const source = await this.row((firstRelease ?? target).deploymentId);
     const id = `dep-${randomBytes(6).toString('hex')}`;
     const vars = JSON.parse(source.vars) as Record<string, string>;
     const plan = parsePlan(source.plan_text, source.plan_source, {
@@ -588,6 +622,14 @@ export class Orchestrator {
       await this.db.deleteFrom('orchestrator_deployments').where('id', '=', id).execute();
       throw new ConflictError(
         `environment ${environment} of ${project} is busy with deployment ${locked.holder}; wait for it or cancel it (materi cancel ${locked.holder})`,
+      );
+    }
+    // Under the lock: a deployment that finished meanwhile changed what runs; decide again.
+    if ((await currentRelease(this.db, project, environment))?.deploymentId !== current.deploymentId) {
+      await this.unlock({ project, environment, id });
+      await this.db.deleteFrom('orchestrator_deployments').where('id', '=', id).execute();
+      throw new ConflictError(
+        `the current release of ${project} in ${environment} changed while the rollback started; check materi history ${project} --env ${environment} and try again`,
       );
     }
     this.launch(await this.row(id), plan, true);
@@ -794,6 +836,7 @@ export class Orchestrator {
     const done = (async () => {
       try {
         if (!locked) await this.waitForLock(row, saga);
+        if (!record.state.started) await this.refreshPreviousVersion(record);
         const status = await saga.run();
         this.logger.info({ deployment_id: row.id, status }, 'deployment finished');
         await this.unlock(row);
@@ -813,6 +856,22 @@ export class Orchestrator {
       }
     })();
     this.active.set(row.id, { saga, done });
+  }
+
+  /**
+   * Before a deployment starts (it holds its environment's lock now), its previous version is what
+   * runs at this moment: a deployment that ended while this one queued may have changed it.
+   */
+  private async refreshPreviousVersion(record: SagaRecord): Promise<void> {
+    const current = (await currentRelease(this.db, record.project, record.environment))?.version;
+    if (current === record.previousVersion) return;
+    record.previousVersion = current;
+    await this.db
+      .updateTable('orchestrator_deployments')
+      .set({ previous_version: current ?? null })
+      .where('id', '=', record.id)
+      .where('owner', '=', this.instanceId)
+      .execute();
   }
 
   /** A queued deployment waits for its environment (or a cancel). */

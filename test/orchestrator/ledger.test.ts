@@ -31,33 +31,55 @@ async function deploy(version: string) {
 }
 
 describe('the release ledger', () => {
-  it('rolls an environment back to the release before the current one, then forward again', async () => {
+  it('rolls an environment back to the previous good release, and further back when asked again', async () => {
     await deploy('v1');
     await deploy('v2');
+    await deploy('v3');
     const back = await orchestrator.rollbackEnvironment('shop', 'staging', { by: 'ana' });
     expect(back).toMatchObject({
       kind: 'rollback',
-      version: 'v1',
-      previousVersion: 'v2',
+      version: 'v2',
+      previousVersion: 'v3',
       triggeredBy: 'ana',
     });
     expect((await orchestrator.waitFor(back.id, 30_000)).status).toBe('SUCCESS');
     expect(await currentRelease(h.store.db, 'shop', 'staging')).toMatchObject({
-      version: 'v1',
+      version: 'v2',
       deploymentId: back.id,
       kind: 'rollback',
       triggeredBy: 'ana',
     });
-    // Without --to, "the release before the current one" is v2 now.
-    const forward = await orchestrator.rollbackEnvironment('shop', 'staging');
-    expect(forward.version).toBe('v2');
-    expect((await orchestrator.waitFor(forward.id, 30_000)).status).toBe('SUCCESS');
-    expect((await releaseHistory(h.store.db, 'shop', 'staging')).map((r) => r.version)).toEqual([
-      'v2',
-      'v1',
-      'v2',
-      'v1',
-    ]);
+    // Again: v1, not v3 (the release that was rolled away from).
+    const further = await orchestrator.rollbackEnvironment('shop', 'staging');
+    expect(further.version).toBe('v1');
+    expect((await orchestrator.waitFor(further.id, 30_000)).status).toBe('SUCCESS');
+    expect(
+      (await releaseHistory(h.store.db, 'shop', 'staging')).map((r) => `${r.version} ${r.kind}`),
+    ).toEqual(['v1 rollback', 'v2 rollback', 'v3 deploy', 'v2 deploy', 'v1 deploy']);
+    // Nothing before v1 that was not rolled away from.
+    await expect(orchestrator.rollbackEnvironment('shop', 'staging')).rejects.toThrow(
+      /nothing to roll back to/,
+    );
+  });
+
+  it('rolls back with the plan that first released the version, not the one a manual rollback restored it from', async () => {
+    await deploy('v1');
+    // v2's plan adds a stage; rolling v2 back restores v1 (the ledger entry names v2's deployment).
+    const v2Plan = commandPlan({
+      log: path.join(h.workdir, 'log'),
+      stages: [{ name: 'api' }, { name: 'search', dependsOn: ['api'] }],
+    });
+    const v2 = await orchestrator.waitFor(
+      (await orchestrator.submit({ planText: v2Plan, planSource: 'plan.yaml', version: 'v2' })).id,
+      30_000,
+    );
+    await orchestrator.rollback(v2.id, { by: 'bob' });
+    expect((await orchestrator.waitFor(v2.id, 30_000)).status).toBe('ROLLED_BACK');
+    await deploy('v3');
+    const back = await orchestrator.rollbackEnvironment('shop', 'staging', { to: 'v1' });
+    const done = await orchestrator.waitFor(back.id, 30_000);
+    expect(done.status).toBe('SUCCESS');
+    expect(Object.keys(done.state.stages)).toEqual(['api']);
   });
 
   it('refuses what cannot be rolled back, saying why', async () => {

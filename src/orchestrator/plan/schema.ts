@@ -25,7 +25,8 @@ export const NO_DATA_POLICIES = ['fail', 'pass', 'inconclusive'] as const;
 /** What a DEGRADED or INCONCLUSIVE health verdict does: wait for a person, fail, or warn and go on. */
 export const INCONCLUSIVE_POLICIES = ['pause', 'fail', 'succeed'] as const;
 /** Roles a token can have (viewer < deployer < admin); `approval.approvers` names one. */
-export const APPROVER_ROLES = ['viewer', 'deployer', 'admin'] as const;
+/** Who may answer an approval: a deployer (or admin) token, or an admin token only. */
+export const APPROVER_ROLES = ['deployer', 'admin'] as const;
 const COMPARISONS = ['>', '>=', '<', '<=', '==', '!='] as const;
 
 const envSource = z.discriminatedUnion('type', [
