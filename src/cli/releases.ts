@@ -20,9 +20,7 @@ type ReleaseJson = Omit<Release, 'since' | 'until'> & { since: string; until?: s
 export function registerReleaseCommands(program: Command): void {
   program
     .command('rollback')
-    .description(
-      'roll an environment back to the previous good release (or --to VERSION) and wait for it',
-    )
+    .description('roll an environment back to the previous good release (or --to VERSION) and wait for it')
     .argument('<project>', "the plan's project")
     .requiredOption('--env <environment>', 'the environment to roll back')
     .option('--to <version>', 'a version that once succeeded there (default: the previous good release)')
