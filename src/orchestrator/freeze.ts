@@ -302,10 +302,18 @@ function offsetAt(ms: number, timeZone: string): number {
 }
 
 /**
- * The instant of a wall-clock time in a zone. A time that occurs twice (autumn) is the earlier; a
- * time skipped by daylight saving (spring) is moved forward by the gap, as Temporal's `compatible`.
+ * The instant of a wall-clock time in a zone. A time that occurs twice (autumn) is the earlier
+ * (or, with `later`, the later); a time skipped by daylight saving (spring) is moved forward by the
+ * gap, as Temporal's `compatible`.
  */
-function zonedInstant(year: number, month: number, day: number, minutes: number, timeZone: string): number {
+function zonedInstant(
+  year: number,
+  month: number,
+  day: number,
+  minutes: number,
+  timeZone: string,
+  later = false,
+): number {
   const wall = Date.UTC(year, month - 1, day, 0, minutes);
   const before = offsetAt(wall - 86_400_000, timeZone);
   const after = offsetAt(wall + 86_400_000, timeZone);
@@ -313,7 +321,7 @@ function zonedInstant(year: number, month: number, day: number, minutes: number,
     .map((offset) => wall - offset)
     .filter((ms) => offsetAt(ms, timeZone) === wall - ms)
     .sort((a, b) => a - b);
-  return fits[0] ?? wall - before;
+  return (later ? fits.at(-1) : fits[0]) ?? wall - before;
 }
 
 function addDays(t: WallTime, days: number): { year: number; month: number; day: number } {
@@ -333,12 +341,16 @@ function windowEnd(window: FreezeWindow, now: number): number | undefined {
   const from = minutesOf(window.from);
   const to = minutesOf(window.to);
   const on = (weekday: number) => window.days.includes(WEEKDAYS[(weekday + 7) % 7]!);
-  const at = (date: { year: number; month: number; day: number }) =>
-    zonedInstant(date.year, date.month, date.day, to, window.timeZone);
-  if (from < to) return on(t.weekday) && t.minutes >= from && t.minutes < to ? at(addDays(t, 0)) : undefined;
-  // Past midnight: from `from` on a listed day until `to` on the next day.
-  if (on(t.weekday) && t.minutes >= from) return at(addDays(t, 1));
-  if (on(t.weekday - 1) && t.minutes < to) return at(addDays(t, 0));
+  // Compared as instants, so a repeated hour (autumn) is inside the window both times and a
+  // skipped start time (spring) starts the window after the jump.
+  for (const back of [0, 1]) {
+    if (!on(t.weekday - back)) continue;
+    const day = addDays(t, -back);
+    const end = addDays(t, -back + (from < to ? 0 : 1));
+    const startMs = zonedInstant(day.year, day.month, day.day, from, window.timeZone);
+    const endMs = zonedInstant(end.year, end.month, end.day, to, window.timeZone, true);
+    if (startMs <= now && now < endMs) return endMs;
+  }
   return undefined;
 }
 

@@ -118,6 +118,25 @@ describe('activeFreeze', () => {
       expect(activeFreeze(list, 'production', at('2026-10-25T02:00:00Z'))).toBeUndefined();
     });
 
+    it('covers the second pass of the repeated hour when the window ends inside it (America/New_York)', () => {
+      // 2026-11-01: 02:00 EDT goes back to 01:00 EST (06:00 UTC); 01:15 happens at 05:15Z and 06:15Z.
+      const list = windows({ days: ['sun'], from: '00:00', to: '01:30', timeZone: 'America/New_York' });
+      expect(activeFreeze(list, 'production', at('2026-11-01T05:15:00Z'))).toBeDefined();
+      expect(activeFreeze(list, 'production', at('2026-11-01T06:15:00Z'))?.until.toISOString()).toBe(
+        '2026-11-01T06:30:00.000Z',
+      );
+      expect(activeFreeze(list, 'production', at('2026-11-01T06:30:00Z'))).toBeUndefined();
+    });
+
+    it('starts a window whose start time was skipped at the same time after the jump', () => {
+      // 02:30 does not exist in Berlin on 2026-03-29: it counts as 03:30 CEST (01:30 UTC).
+      const list = windows({ days: ['sun'], from: '02:30', to: '05:00', timeZone: 'Europe/Berlin' });
+      expect(activeFreeze(list, 'production', at('2026-03-29T01:10:00Z'))).toBeUndefined();
+      expect(activeFreeze(list, 'production', at('2026-03-29T01:30:00Z'))?.until.toISOString()).toBe(
+        '2026-03-29T03:00:00.000Z',
+      );
+    });
+
     it('uses summer time offsets once the change is past', () => {
       const list = windows({ days: ['mon'], from: '09:00', to: '17:00', timeZone: 'Europe/Berlin' });
       expect(activeFreeze(list, 'production', at('2026-03-30T07:00:00Z'))?.until.toISOString()).toBe(
