@@ -215,6 +215,8 @@ export function installAuth(
     '/api/session',
     { config: { access: 'public' }, schema: { summary: 'Close the dashboard session (clears the cookie)' } },
     async (request, reply) => {
+      const cookie = sessionCookieOf(request);
+      if (cookie) auth.sessions.revoke(cookie);
       setSessionCookie(request, reply, undefined);
       return reply.status(204).send();
     },

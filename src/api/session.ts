@@ -15,6 +15,8 @@ export const SESSION_TTL_MS = 12 * 3_600_000;
  */
 export class SessionSigner {
   private readonly key = randomBytes(32);
+  /** Signed-out cookie values, until they would have expired anyway. */
+  private readonly revoked = new Map<string, number>();
 
   constructor(private readonly ttlMs = SESSION_TTL_MS) {}
 
@@ -30,13 +32,20 @@ export class SessionSigner {
     const [encoded, expiry, mac, ...rest] = value.split('.');
     if (!encoded || !expiry || !mac || rest.length > 0 || !/^\d{1,16}$/.test(expiry)) return undefined;
     const expiresAt = Number(expiry);
-    if (expiresAt <= now) return undefined;
+    if (expiresAt <= now || this.revoked.has(value)) return undefined;
     const name = Buffer.from(encoded, 'base64url').toString();
     const hash = hashOf(name);
     if (hash === undefined) return undefined;
     const expected = Buffer.from(this.mac(name, expiresAt, hash), 'base64url');
     const given = Buffer.from(mac, 'base64url');
     return given.length === expected.length && timingSafeEqual(given, expected) ? name : undefined;
+  }
+
+  /** Ends a session before its expiry (sign-out): its cookie is refused from now on, even if copied. */
+  revoke(value: string, now = Date.now()): void {
+    for (const [old, expiresAt] of this.revoked) if (expiresAt <= now) this.revoked.delete(old);
+    const expiry = Number(value.split('.')[1]);
+    if (Number.isFinite(expiry) && expiry > now) this.revoked.set(value, expiry);
   }
 
   private mac(name: string, expiresAt: number, tokenHash: string): string {

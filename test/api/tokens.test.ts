@@ -221,6 +221,10 @@ describe('dashboard sessions', () => {
     expect(String(closed.headers['set-cookie'])).toContain(
       `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`,
     );
+    // A copy of the signed-out cookie is no session either.
+    expect((await app.inject({ method: 'POST', url: '/api/things', headers: { cookie } })).statusCode).toBe(
+      401,
+    );
   });
 
   it('marks the cookie Secure when the request came over https', async () => {
