@@ -35,6 +35,7 @@ import {
   type SagaState,
   stepEventId,
 } from './state.js';
+import { pollUntil } from './wake.js';
 
 /** Consumer group of the orchestrator: it reads the gates' result events. */
 export const ORCHESTRATOR_GROUP = 'orchestrator';
@@ -894,30 +895,24 @@ export class Orchestrator {
     deadlineAt: number,
     signal: AbortSignal,
   ): Promise<{ eventId: string; payload: JsonObject } | undefined> {
-    for (;;) {
-      const found = await this.db
-        .selectFrom('orchestrator_gate_results')
-        .select(['payload', 'event_id'])
-        .where('request_event_id', '=', requestId)
-        .executeTakeFirst();
-      if (found) return { eventId: found.event_id, payload: JSON.parse(found.payload) as JsonObject };
-      if (signal.aborted || Date.now() >= deadlineAt) return undefined;
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          clearTimeout(timer);
-          this.results.off(requestId, wake);
-          signal.removeEventListener('abort', wake);
-          resolve();
-        };
-        const timer = setTimeout(
-          wake,
-          Math.min(Math.max(this.pollMs, 1000), Math.max(1, deadlineAt - Date.now())),
-        );
-        this.results.once(requestId, wake);
-        signal.addEventListener('abort', wake, { once: true });
-      });
-      await this.checkCancel();
-    }
+    return pollUntil({
+      query: async () => {
+        const found = await this.db
+          .selectFrom('orchestrator_gate_results')
+          .select(['payload', 'event_id'])
+          .where('request_event_id', '=', requestId)
+          .executeTakeFirst();
+        return found
+          ? { eventId: found.event_id, payload: JSON.parse(found.payload) as JsonObject }
+          : undefined;
+      },
+      events: this.results,
+      key: requestId,
+      deadlineAt,
+      signal,
+      pollMs: Math.max(this.pollMs, 1000),
+      between: () => this.checkCancel(),
+    });
   }
 
   /**
