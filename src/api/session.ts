@@ -64,7 +64,7 @@ export function sessionCookieOf(request: FastifyRequest): string | undefined {
   return undefined;
 }
 
-/** Sets (or, with `undefined`, clears) the session cookie: HttpOnly, SameSite=Strict, Secure over https. */
+/** Sets (or, with `undefined`, clears) the session cookie: HttpOnly, SameSite=Strict, Secure over https (or behind a proxy that says `X-Forwarded-Proto: https`). */
 export function setSessionCookie(
   request: FastifyRequest,
   reply: FastifyReply,
@@ -76,7 +76,8 @@ export function setSessionCookie(
     'HttpOnly',
     'SameSite=Strict',
     `Max-Age=${session ? Math.floor((session.expiresAt - Date.now()) / 1000) : 0}`,
-    ...(request.protocol === 'https' ? ['Secure'] : []),
+    // Behind a TLS proxy the proxy says so; trusting the header only ever makes the cookie stricter.
+    ...(request.protocol === 'https' || request.headers['x-forwarded-proto'] === 'https' ? ['Secure'] : []),
   ];
   reply.header('set-cookie', attributes.join('; '));
 }

@@ -241,6 +241,20 @@ describe('dashboard sessions', () => {
     expect(String(opened.headers['set-cookie'])).toMatch(/; Secure$/);
   });
 
+  it('marks the cookie Secure behind a TLS proxy that says X-Forwarded-Proto: https, and not over plain http', async () => {
+    await writeFile(file, ['tokens:', line('ana', 'a-secret', 'viewer'), ''].join('\n'));
+    const app = await createApiServer({ auth: { tokensFile: file }, logger: silentLogger() });
+    apps.push(app);
+    const proxied = await app.inject({
+      method: 'POST',
+      url: '/api/session',
+      headers: { 'x-forwarded-proto': 'https' },
+      payload: { token: 'a-secret' },
+    });
+    expect(String(proxied.headers['set-cookie'])).toMatch(/; Secure$/);
+    expect(String((await login(app, 'a-secret')).headers['set-cookie'])).not.toContain('Secure');
+  });
+
   it('ends when the token is removed from the file or given a new secret', async () => {
     await writeFile(
       file,
