@@ -145,6 +145,8 @@ export async function rebuildLedger(
   events: Iterable<LedgerEvent>,
 ): Promise<{ environments: number; releases: number }> {
   const started = new Map<string, { kind: ReleaseKind; triggeredBy: string }>();
+  /** Who asked for the manual rollback of a deployment (`rollback:initiated`). */
+  const rollbackBy = new Map<string, string>();
   const history: Release[] = [];
   const current = new Map<string, Release>();
   const make = (
@@ -164,7 +166,10 @@ export async function rebuildLedger(
       version,
       deploymentId: event.deploymentId,
       kind,
-      triggeredBy: started.get(event.deploymentId)?.triggeredBy ?? '',
+      triggeredBy:
+        (kind === 'rollback' ? rollbackBy.get(event.deploymentId) : undefined) ||
+        started.get(event.deploymentId)?.triggeredBy ||
+        '',
       since,
     };
     history.push(release);
@@ -183,6 +188,9 @@ export async function rebuildLedger(
       if (data.status !== DeploymentStatus.SUCCESS || !data.project || !data.environment) continue;
       const kind = started.get(event.deploymentId)?.kind ?? 'deploy';
       make(event, data.version, kind, data.project, data.environment);
+    } else if (event.type === 'rollback:initiated') {
+      const requestedBy = (event.data as { requestedBy?: string }).requestedBy;
+      if (requestedBy) rollbackBy.set(event.deploymentId, requestedBy);
     } else if (event.type === 'rollback:completed') {
       const data = event.data as {
         status: number;

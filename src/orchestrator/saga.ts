@@ -683,6 +683,7 @@ export class DeploymentSaga {
         previousVersion: this.record.previousVersion ?? '',
         reason: rollback.reason,
         stagesToRollback: rollback.stages,
+        requestedBy: rollback.manual ? (rollback.by ?? '') : '',
         ...this.context(),
       },
     });

@@ -122,7 +122,12 @@ async function ledgerEvents(db: Kysely<Database>): Promise<LedgerEvent[]> {
   const rows = await db
     .selectFrom('shield_events')
     .selectAll()
-    .where('type', 'in', ['deployment:started', 'deployment:completed', 'rollback:completed'])
+    .where('type', 'in', [
+      'deployment:started',
+      'deployment:completed',
+      'rollback:initiated',
+      'rollback:completed',
+    ])
     .orderBy('time')
     .orderBy('seq')
     .execute();

@@ -172,14 +172,20 @@ describe.each(['redis', 'embedded'] as const)('the release ledger on %s', (backe
 
     // `materi shield rebuild` recomputes the same ledger from the event log.
     const db = e2e.stack.store!.db;
-    const shape = (r: { version: string; deploymentId: string; kind: string; until?: number }) =>
-      `${r.version} ${r.kind} ${r.deploymentId}${r.until === undefined ? ' current' : ''}`;
+    const shape = (r: {
+      version: string;
+      deploymentId: string;
+      kind: string;
+      triggeredBy: string;
+      until?: number;
+    }) =>
+      `${r.version} ${r.kind} ${r.deploymentId} by ${r.triggeredBy}${r.until === undefined ? ' current' : ''}`;
     const before = (await releaseHistory(db, 'shop', 'production')).map(shape);
     await db.deleteFrom('orchestrator_ledger_history').execute();
     await db.deleteFrom('orchestrator_ledger').execute();
     const rebuilt = await rebuildShield({ db, reader: streamReaderFor(e2e.stack.bus) });
     expect(rebuilt.environments).toBe(1);
     expect((await releaseHistory(db, 'shop', 'production')).map(shape)).toEqual(before);
-    expect(before[0]).toBe(`v1 rollback ${v4.id} current`);
+    expect(before[0]).toBe(`v1 rollback ${v4.id} by local current`);
   }, 180_000);
 });
