@@ -81,28 +81,6 @@ export async function releaseHistory(
 }
 
 /**
- * The newest release of `version` in an environment: the source (plan, variables) of a rollback
- * to it. Undefined when that version never succeeded there.
- */
-export async function findRelease(
-  db: Db,
-  project: string,
-  environment: string,
-  version: string,
-): Promise<Release | undefined> {
-  const row = await db
-    .selectFrom('orchestrator_ledger_history')
-    .selectAll()
-    .where('project', '=', project)
-    .where('environment', '=', environment)
-    .where('version', '=', version)
-    .orderBy('since', 'desc')
-    .orderBy('id', 'desc')
-    .executeTakeFirst();
-  return row ? toRelease(row) : undefined;
-}
-
-/**
  * Makes `release` the current release of its environment: the one before it ends (`until`), the
  * new one is added to the history. Call it inside the transaction that ends the deployment.
  */

@@ -15,7 +15,6 @@ import { checkFreeze, type FreezeOverride, loadFreezeSettings, settingsWindowsFo
 import { type IncidentRules, incidentRegistration, openIncident } from './incidents.js';
 import {
   currentRelease,
-  findRelease,
   listEnvironments,
   type Release,
   recordCurrentRelease,
@@ -539,17 +538,17 @@ export class Orchestrator {
       throw new NotFoundError(
         `nothing was ever released to ${environment} of ${project}, so there is nothing to roll back`,
       );
+    // Newest first; one read serves the choice, the refusal and the plan's source.
+    const history = await releaseHistory(this.db, project, environment, 1000);
     let target: Release | undefined;
     if (options.to !== undefined) {
       if (options.to === current.version)
         throw new ConflictError(
           `${project} in ${environment} already runs ${options.to} (deployment ${current.deploymentId})`,
         );
-      target = await findRelease(this.db, project, environment, options.to);
+      target = history.find((r) => r.version === options.to);
       if (!target) {
-        const known = [
-          ...new Set((await releaseHistory(this.db, project, environment)).map((r) => r.version)),
-        ];
+        const known = [...new Set(history.map((r) => r.version))];
         throw new BadInputError(
           `--to ${options.to}: that version never succeeded in ${environment} of ${project}; versions that did: ${known.join(', ')}`,
         );
@@ -557,7 +556,6 @@ export class Orchestrator {
     } else {
       // The previous good release: not the current version, and not one a rollback replaced
       // (rolling back twice goes further back instead of reinstalling what was rolled away from).
-      const history = await releaseHistory(this.db, project, environment, 1000);
       const seen = new Set([current.version]);
       target = history.find((release, i) => {
         if (i === 0 || seen.has(release.version)) return false;
@@ -570,12 +568,11 @@ export class Orchestrator {
           `${project} in ${environment} had no release before ${current.version}, so there is nothing to roll back to`,
         );
     }
-    // The plan and variables that first released that version (a manual rollback's entry names
-    // the deployment it rolled back, whose plan is the newer one's).
-    const firstRelease = (await releaseHistory(this.db, project, environment, 1000)).find(
-      (r) => r.version === target.version && r.kind === 'deploy',
-    );
-    const source = await this.row((firstRelease ?? target).deploymentId);
+    // The plan and variables of the deployment that released that version (a manual rollback's
+    // entry names the deployment it rolled back, whose plan is the newer one's).
+    const version = target.version;
+    const released = history.find((r) => r.version === version && r.kind === 'deploy') ?? target;
+    const source = await this.row(released.deploymentId);
     const id = `dep-${randomBytes(6).toString('hex')}`;
     const vars = JSON.parse(source.vars) as Record<string, string>;
     const plan = parsePlan(source.plan_text, source.plan_source, {

@@ -3,7 +3,6 @@
  * Dockerfile and compose.yaml are parsed, every `materi` command line they run is parsed by the
  * real CLI, and every variable they set is a documented setting or one their images know.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { COMPONENTS } from '../../src/runtime/stack.js';
+import { runCliWithPreload } from '../support/cli-preload.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -133,31 +133,8 @@ function parseCommandLines(lines: string[][]): Promise<ParsedCommandLine[]> {
       process.stdout.write(JSON.stringify(results));
       process.exit(0);
     };`;
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        '--import',
-        `data:text/javascript,${encodeURIComponent(preload)}`,
-        'src/cli/main.ts',
-      ],
-      {
-        cwd: root,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, CLI_LINES: JSON.stringify(lines) },
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (code !== 0) reject(new Error(`parsing command lines failed (exit ${code}): ${stderr}`));
-      else resolvePromise(JSON.parse(stdout) as ParsedCommandLine[]);
-    });
+  return runCliWithPreload<ParsedCommandLine[]>(preload, 'parsing command lines', {
+    CLI_LINES: JSON.stringify(lines),
   });
 }
 

@@ -3,12 +3,12 @@
  * in docs/cli.md, every setting of src/runtime/config.ts is in docs/configuration.md, and the links
  * between the pages resolve (files and heading anchors).
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { runCliWithPreload } from '../support/cli-preload.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const docs = join(root, 'docs');
@@ -38,28 +38,7 @@ function dumpCli(): Promise<CommandHelp> {
       process.stdout.write(JSON.stringify(walk(this, [])));
       process.exit(0);
     };`;
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        '--import',
-        `data:text/javascript,${encodeURIComponent(preload)}`,
-        'src/cli/main.ts',
-      ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, COLUMNS: '80' } },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (code !== 0) reject(new Error(`dumping the CLI failed (exit ${code}): ${stderr}`));
-      else resolvePromise(JSON.parse(stdout) as CommandHelp);
-    });
-  });
+  return runCliWithPreload<CommandHelp>(preload, 'dumping the CLI', { COLUMNS: '80' });
 }
 
 function leaves(command: CommandHelp): CommandHelp[] {
