@@ -9,6 +9,7 @@ import { stopLocalInstance } from '../orchestrator/providers/index.js';
 import { loadSettings, type Settings } from '../runtime/config.js';
 import { createLogger, type Logger } from '../runtime/logging.js';
 import { COMPONENTS, type ComponentName, type Stack, startStack } from '../runtime/stack.js';
+import { InterruptTrap } from './interrupt.js';
 import { announceBackend } from './shared.js';
 
 /** The demo plan: three small local services deployed with the `local` provider. */
@@ -30,19 +31,12 @@ function port(value: string | undefined, settings: Settings): number {
  * SIGTERM ends the process at once (128 + the signal's number), leaving work in flight to be reclaimed.
  */
 function untilStopped(): Promise<string> {
+  const trap = new InterruptTrap((signal) => {
+    process.stderr.write(`materi: ${signal} again: exiting now\n`);
+    process.exit(signal === 'SIGTERM' ? 143 : 130);
+  });
   return new Promise((resolve) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (!stopping) {
-        stopping = true;
-        resolve(signal);
-        return;
-      }
-      process.stderr.write(`materi: ${signal} again: exiting now\n`);
-      process.exit(signal === 'SIGTERM' ? 143 : 130);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    trap.signal.addEventListener('abort', () => resolve(trap.received!), { once: true });
   });
 }
 
