@@ -214,3 +214,82 @@ export const createFreezeTables: StoreMigration = {
     await db.schema.alterTable('orchestrator_deployments').dropColumn('freeze_override').execute();
   },
 };
+
+/**
+ * The saga state in rows (see src/orchestrator/saga-rows.ts): one per stage, one per published
+ * event, so that a step writes O(1) rows whatever the plan's size instead of rewriting the whole
+ * state. Moves the stages and events of existing deployments out of their `state` JSON.
+ */
+export const createSagaRows: StoreMigration = {
+  name: '202612072100_orchestrator_saga_rows',
+  async up(db) {
+    await db.schema
+      .createTable('orchestrator_saga_stages')
+      .addColumn('deployment_id', 'text', (col) => col.notNull())
+      .addColumn('stage', 'text', (col) => col.notNull())
+      .addColumn('position', 'integer', (col) => col.notNull())
+      .addColumn('state', 'text', (col) => col.notNull())
+      .addPrimaryKeyConstraint('orchestrator_saga_stages_pk', ['deployment_id', 'stage'])
+      .execute();
+    await db.schema
+      .createTable('orchestrator_saga_events')
+      .addColumn('deployment_id', 'text', (col) => col.notNull())
+      .addColumn('seq', 'integer', (col) => col.notNull())
+      .addColumn('record', 'text', (col) => col.notNull())
+      .addPrimaryKeyConstraint('orchestrator_saga_events_pk', ['deployment_id', 'seq'])
+      .execute();
+    const typed = db as unknown as Kysely<Database>;
+    let after = '';
+    for (;;) {
+      const rows = await typed
+        .selectFrom('orchestrator_deployments')
+        .select(['id', 'state'])
+        .where('id', '>', after)
+        .orderBy('id')
+        .limit(200)
+        .execute();
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        const {
+          stages = {},
+          events = [],
+          ...core
+        } = JSON.parse(row.state) as {
+          stages?: Record<string, unknown>;
+          events?: unknown[];
+        };
+        const stageRows = Object.entries(stages).map(([stage, state], position) => ({
+          deployment_id: row.id,
+          stage,
+          position,
+          state: JSON.stringify(state),
+        }));
+        const eventRows = events.map((event, seq) => ({
+          deployment_id: row.id,
+          seq,
+          record: JSON.stringify(event),
+        }));
+        for (let i = 0; i < stageRows.length; i += 200)
+          await typed
+            .insertInto('orchestrator_saga_stages')
+            .values(stageRows.slice(i, i + 200))
+            .execute();
+        for (let i = 0; i < eventRows.length; i += 200)
+          await typed
+            .insertInto('orchestrator_saga_events')
+            .values(eventRows.slice(i, i + 200))
+            .execute();
+        await typed
+          .updateTable('orchestrator_deployments')
+          .set({ state: JSON.stringify(core) })
+          .where('id', '=', row.id)
+          .execute();
+      }
+      after = rows[rows.length - 1]!.id;
+    }
+  },
+  async down(db) {
+    await db.schema.dropTable('orchestrator_saga_events').execute();
+    await db.schema.dropTable('orchestrator_saga_stages').execute();
+  },
+};

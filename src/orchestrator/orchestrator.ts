@@ -23,6 +23,7 @@ import {
 import { type Plan, type PlanStage, parsePlan, VERSION_PATTERN } from './plan/index.js';
 import type { StageProvider } from './providers/index.js';
 import { DeploymentSaga, LostOwnershipError, type SagaRecord } from './saga.js';
+import { coreJson, loadSagaState, loadSagaStates } from './saga-rows.js';
 import {
   type ApprovalOutcomeName,
   type DeploymentStatusName,
@@ -165,6 +166,8 @@ export class Orchestrator {
   private readonly active = new Map<string, { saga: DeploymentSaga; done: Promise<unknown> }>();
   /** Deployments ended by {@link Orchestrator.abandon} whose saga may still be stopping. */
   private readonly abandoned = new Set<string>();
+  /** Sagas whose state is being loaded before they run. */
+  private readonly launching = new Set<Promise<void>>();
   private readonly results = new EventEmitter();
   private router: Router | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -233,7 +236,7 @@ export class Orchestrator {
     // One deadline for the result consumer and the sagas in flight together.
     const deadline = Date.now() + graceMs;
     await this.router?.close(graceMs);
-    while (this.active.size > 0 && Date.now() < deadline) await sleep(50);
+    while ((this.active.size > 0 || this.launching.size > 0) && Date.now() < deadline) await sleep(50);
   }
 
   /** Validates and accepts a deployment; its saga starts at once. */
@@ -264,7 +267,7 @@ export class Orchestrator {
         plan_source: request.planSource,
         plan_base_dir: request.baseDir ?? process.cwd(),
         vars: JSON.stringify(request.vars ?? {}),
-        state: JSON.stringify(emptyState()),
+        state: coreJson(emptyState()),
         triggered_by: request.triggeredBy ?? 'api',
         owner: this.instanceId,
         lease_until: now + this.leaseMs,
@@ -286,7 +289,7 @@ export class Orchestrator {
       );
     }
     this.launch(await this.row(id), plan, locked.ok);
-    return this.view(await this.row(id));
+    return this.viewOf(await this.row(id));
   }
 
   /** Stops a running deployment at its next step, optionally rolling back what it deployed. */
@@ -312,7 +315,7 @@ export class Orchestrator {
       local.saga.rollbackOnCancel = options.rollback ?? false;
       local.saga.requestCancel();
     }
-    return this.view(await this.row(id));
+    return this.viewOf(await this.row(id));
   }
 
   /** Lets a deployment that waits for an approval (or a paused one) go on. */
@@ -379,7 +382,7 @@ export class Orchestrator {
       );
     }
     this.results.emit(`approval:${id}:${waiting.gate}`);
-    return this.view(await this.row(id));
+    return this.viewOf(await this.row(id));
   }
 
   /**
@@ -393,7 +396,8 @@ export class Orchestrator {
   async abandon(id: string, reason: string): Promise<DeploymentView> {
     const row = await this.row(id);
     if (FINAL_STATUSES.includes(row.status as DeploymentStatusName) || row.owner !== this.instanceId)
-      return this.view(row);
+      return this.viewOf(row);
+    // The row's core state: the stage and event rows stay as they are.
     const state = JSON.parse(row.state) as SagaState;
     const now = Date.now();
     state.failure = { gate: 'cancel', reason };
@@ -417,7 +421,7 @@ export class Orchestrator {
       .where('owner', '=', this.instanceId)
       .where('status', 'in', ['PENDING', 'RUNNING'])
       .executeTakeFirst();
-    if (Number(ended.numUpdatedRows) !== 1) return this.view(await this.row(id));
+    if (Number(ended.numUpdatedRows) !== 1) return this.viewOf(await this.row(id));
     this.active.delete(id);
     await this.unlock(row);
     this.logger.info({ deployment_id: id, reason }, 'deployment abandoned: its saga did not stop');
@@ -452,7 +456,7 @@ export class Orchestrator {
       ),
       sleep(2000),
     ]);
-    return this.view(await this.row(id));
+    return this.viewOf(await this.row(id));
   }
 
   /**
@@ -491,7 +495,7 @@ export class Orchestrator {
         `deployment ${id} (${row.version}) is no longer the current release of ${row.project} in ${row.environment}: ${stillCurrent?.version ?? 'nothing'} is`,
       );
     }
-    const state = JSON.parse(row.state) as SagaState;
+    const state = await loadSagaState(this.db, row);
     const deployed = Object.entries(state.stages)
       .filter(([, s]) => s.status === 'succeeded')
       .map(([name]) => name);
@@ -507,7 +511,7 @@ export class Orchestrator {
       .set({
         status: 'RUNNING',
         phase: 'rollback',
-        state: JSON.stringify(state),
+        state: coreJson(state),
         owner: this.instanceId,
         lease_until: Date.now() + this.leaseMs,
         finished_at: null,
@@ -518,7 +522,7 @@ export class Orchestrator {
     if (Number(claimed.numUpdatedRows) !== 1)
       throw new ConflictError(`deployment ${id} changed meanwhile; try again`);
     this.launch(await this.row(id), plan, true);
-    return this.view(await this.row(id));
+    return this.viewOf(await this.row(id));
   }
 
   /**
@@ -599,7 +603,7 @@ export class Orchestrator {
         plan_source: source.plan_source,
         plan_base_dir: source.plan_base_dir,
         vars: source.vars,
-        state: JSON.stringify(emptyState()),
+        state: coreJson(emptyState()),
         triggered_by: by,
         owner: this.instanceId,
         lease_until: now + this.leaseMs,
@@ -631,7 +635,7 @@ export class Orchestrator {
       );
     }
     this.launch(await this.row(id), plan, true);
-    return this.view(await this.row(id));
+    return this.viewOf(await this.row(id));
   }
 
   /** The current release of every environment. */
@@ -645,7 +649,7 @@ export class Orchestrator {
   }
 
   async get(id: string): Promise<DeploymentView> {
-    return this.view(await this.row(id));
+    return this.viewOf(await this.row(id));
   }
 
   async list(limit = 50): Promise<DeploymentView[]> {
@@ -655,7 +659,8 @@ export class Orchestrator {
       .orderBy('created_at', 'desc')
       .limit(limit)
       .execute();
-    return rows.map((r) => this.view(r));
+    const states = await loadSagaStates(this.db, rows);
+    return rows.map((r) => this.view(r, states.get(r.id)!));
   }
 
   /** Resolves when the deployment reaches a final status (polling the store). */
@@ -798,6 +803,17 @@ export class Orchestrator {
 
   /** Runs a saga for a row this instance owns. */
   private launch(row: Row, plan: Plan, locked: boolean): void {
+    const started = loadSagaState(this.db, row).then(
+      (state) => this.run(row, state, plan, locked),
+      // The lease runs out and an instance (this one too) takes the deployment over.
+      (error) => this.logger.error({ err: error, deployment_id: row.id }, 'cannot load the deployment state'),
+    );
+    this.launching.add(started);
+    void started.finally(() => this.launching.delete(started));
+  }
+
+  /** Runs a saga for a row this instance owns, with its state as stored. */
+  private run(row: Row, state: SagaState, plan: Plan, locked: boolean): void {
     const record: SagaRecord = {
       id: row.id,
       project: row.project,
@@ -808,7 +824,7 @@ export class Orchestrator {
       triggeredBy: row.triggered_by,
       status: row.status as DeploymentStatusName,
       phase: row.phase as Phase,
-      state: JSON.parse(row.state) as SagaState,
+      state,
       kind: row.kind === 'rollback' ? 'rollback' : 'deploy',
       freezeOverride: row.freeze_override ? (JSON.parse(row.freeze_override) as FreezeOverride) : undefined,
     };
@@ -1064,8 +1080,12 @@ export class Orchestrator {
     }
   }
 
-  private view(row: Row): DeploymentView {
-    const state = JSON.parse(row.state) as SagaState;
+  /** The view of a deployment row, with its whole state. */
+  private async viewOf(row: Row): Promise<DeploymentView> {
+    return this.view(row, await loadSagaState(this.db, row));
+  }
+
+  private view(row: Row, state: SagaState): DeploymentView {
     const gate = (['bake', 'health', 'dependency', 'validation'] as const).find(
       (g) => state.gates[g] && !state.gates[g]!.completedAt,
     );

@@ -25,6 +25,7 @@ import {
   rollbackWavesFor,
 } from './plan/index.js';
 import { deployStage, rollbackStage, StageFailedError, type StageProvider } from './providers/index.js';
+import { SagaRowTracker, writeSagaRows } from './saga-rows.js';
 import {
   type ApprovalOutcomeName,
   type ApprovalState,
@@ -138,6 +139,12 @@ function enumName(value: unknown, prefix: string): string {
 export class DeploymentSaga {
   private readonly cancel = new AbortController();
   private readonly waves: PlanStage[][];
+  /** Which stage and event rows are written. */
+  private readonly rows: SagaRowTracker;
+  /** Settles when the last save started has ended. */
+  private saved: Promise<void> = Promise.resolve();
+  /** The save waiting for the running one, shared by everyone who asks meanwhile. */
+  private nextSave: { final: boolean; promise: Promise<void> } | undefined;
 
   constructor(
     private readonly record: SagaRecord,
@@ -145,6 +152,7 @@ export class DeploymentSaga {
     private readonly deps: SagaDeps,
   ) {
     this.waves = executionWaves(plan).waves;
+    this.rows = new SagaRowTracker(record.state);
   }
 
   get id(): string {
@@ -885,16 +893,37 @@ export class DeploymentSaga {
     }
   }
 
-  /** Writes the row, only while this instance still owns it. */
-  private async save(final = false): Promise<void> {
+  /**
+   * Writes the state, only while this instance still owns the deployment: the row's core and the
+   * stage and event rows that changed (O(1) rows per step, see saga-rows.ts). Saves never overlap:
+   * one asked for while another runs waits for it and then writes the latest state, and the saves
+   * asked for meanwhile (parallel stages) share that write.
+   */
+  private save(final = false): Promise<void> {
+    if (this.nextSave) {
+      this.nextSave.final ||= final;
+      return this.nextSave.promise;
+    }
+    const next = { final, promise: Promise.resolve() };
+    next.promise = this.saved.then(() => {
+      this.nextSave = undefined;
+      return this.write(next.final);
+    });
+    this.nextSave = next;
+    this.saved = next.promise.catch(() => {});
+    return next.promise;
+  }
+
+  private async write(final: boolean): Promise<void> {
     const now = Date.now();
+    const changes = this.rows.changes(this.record.state);
     const write = async (db: Kysely<Database>) => {
       const result = await db
         .updateTable('orchestrator_deployments')
         .set({
           status: this.record.status,
           phase: this.record.phase,
-          state: JSON.stringify(this.record.state),
+          state: changes.core,
           updated_at: now,
           ...(final ? { finished_at: now, owner: null, lease_until: 0 } : {}),
         })
@@ -902,13 +931,16 @@ export class DeploymentSaga {
         .where('owner', '=', this.deps.owner)
         .executeTakeFirst();
       if (Number(result.numUpdatedRows) !== 1) throw new LostOwnershipError(this.id);
+      await writeSagaRows(db, this.id, changes);
     };
-    const onFinal = this.deps.onFinal;
-    if (!final || !onFinal) return write(this.deps.db);
-    await this.deps.db.transaction().execute(async (trx) => {
-      await write(trx);
-      await onFinal(trx, this.record);
-    });
+    const onFinal = final ? this.deps.onFinal : undefined;
+    if (!onFinal && changes.stages.length === 0 && changes.events.length === 0) await write(this.deps.db);
+    else
+      await this.deps.db.transaction().execute(async (trx) => {
+        await write(trx);
+        await onFinal?.(trx, this.record);
+      });
+    changes.written();
   }
 }
 

@@ -70,7 +70,11 @@ export interface OrchestratorDeploymentsTable {
   plan_base_dir: string;
   /** JSON object of the `--var` values. */
   vars: string;
-  /** JSON of the saga state (gates, stages, failure, rollback, published events). */
+  /**
+   * JSON of the saga state without its stages and published events (gates, approvals, failure,
+   * rollback, warnings): those live one row each in `orchestrator_saga_stages` and
+   * `orchestrator_saga_events`, so a step writes O(1) rows whatever the plan's size.
+   */
   state: string;
   triggered_by: string;
   owner: string | null;
@@ -86,6 +90,24 @@ export interface OrchestratorDeploymentsTable {
   kind: Generated<string>;
   /** JSON `{window, reason, by}` when it was started with `--override-freeze` inside a freeze; null otherwise. */
   freeze_override: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** One stage of a deployment's saga state (see src/orchestrator/saga-rows.ts). */
+export interface OrchestratorSagaStagesTable {
+  deployment_id: string;
+  stage: string;
+  /** Order of the stage in the state (the order it started). */
+  position: number;
+  /** JSON of the StageState. */
+  state: string;
+}
+
+/** One event a deployment's saga published, in order (append-only). */
+export interface OrchestratorSagaEventsTable {
+  deployment_id: string;
+  seq: number;
+  /** JSON of the PublishedRecord. */
+  record: string;
 }
 
 export interface OrchestratorGateResultsTable {
@@ -175,6 +197,8 @@ export interface OrchestratorIncidentsTable {
 
 export interface Database extends ShieldTables {
   orchestrator_deployments: OrchestratorDeploymentsTable;
+  orchestrator_saga_stages: OrchestratorSagaStagesTable;
+  orchestrator_saga_events: OrchestratorSagaEventsTable;
   orchestrator_gate_results: OrchestratorGateResultsTable;
   orchestrator_env_locks: OrchestratorEnvLocksTable;
   orchestrator_releases: OrchestratorReleasesTable;

@@ -267,7 +267,7 @@ describe('deployment saga', () => {
     const id = await new Promise<string>((resolve) =>
       child.stdout.on('data', (d: Buffer) => resolve(d.toString().trim())),
     );
-    await eventually(async () => (await readFile(log, 'utf8')).includes('deploy railway v1'));
+    await eventually(async () => (await readFile(log, 'utf8')).includes('deploy railway v1'), 30_000);
     await new Promise((r) => setTimeout(r, 300));
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
@@ -279,7 +279,7 @@ describe('deployment saga', () => {
       (e) => e.deploymentId === id && e.type === 'deployment:completed',
     );
     expect(completed).toHaveLength(1);
-  }, 40_000);
+  }, 70_000);
 });
 
 describe('materi deploy with a bad plan', () => {

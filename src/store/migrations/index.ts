@@ -21,6 +21,7 @@ import {
   createFreezeTables,
   createOrchestratorTables,
   createReleaseLedger,
+  createSagaRows,
 } from '../../orchestrator/migrations.js';
 import { shieldMigrations } from '../../shield/store/migrations.js';
 import type { StoreMigration } from '../migrate.js';
@@ -36,4 +37,5 @@ export const MIGRATIONS: readonly StoreMigration[] = [
   createApprovals,
   createFreezeTables,
   addFailedEventsReplayedBy,
+  createSagaRows,
 ];
