@@ -28,6 +28,12 @@ export interface HandlerRegistration extends SubscriptionOptions {
   middleware?: readonly Middleware[];
   /** How many subscriptions (each with `concurrency` slots and its own consumer name) to run. @defaultValue 1 */
   instances?: number;
+  /**
+   * `deployment`: the events of one deployment are handled one at a time, in the order they are
+   * delivered to this subscription, while those of different deployments run in parallel (up to
+   * `concurrency`). Events without a deployment id are not ordered. Unset: no ordering.
+   */
+  orderedBy?: 'deployment';
 }
 
 /** Options of {@link Router}. */
@@ -115,7 +121,7 @@ export class Router {
     };
     // The hot path of every consumer: no async function of its own, one context object per
     // message, the bound logger and publisher built only when a handler asks for them.
-    return (message) => {
+    const run = (message: ReceivedMessage): Promise<Disposition> => {
       let event: DeploymentEvent;
       try {
         event = decodeEntry(message.fields);
@@ -136,6 +142,21 @@ export class Router {
         () => context.disposition(),
         (error) => failed(error, context),
       );
+    };
+    if (registration.orderedBy !== 'deployment') return run;
+    // The last handling of each deployment with events in flight: the next one runs after it.
+    const tails = new Map<string, Promise<unknown>>();
+    return (message) => {
+      const key = message.fields.deployment_id;
+      if (!key) return run(message);
+      const previous = tails.get(key);
+      const outcome = previous ? previous.then(() => run(message)) : run(message);
+      const tail = outcome.catch(() => {});
+      tails.set(key, tail);
+      void tail.then(() => {
+        if (tails.get(key) === tail) tails.delete(key);
+      });
+      return outcome;
     };
   }
 }

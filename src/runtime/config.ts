@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors/index.js';
 import { DEFAULT_STREAM_PREFIX } from '../events/streams.js';
+import { COMPONENTS, type ComponentName } from './components.js';
 import { localServerUrl } from './listen.js';
 import { redactUrl } from './logging.js';
 
@@ -60,7 +61,15 @@ export interface Settings {
    * consumer to reclaim. @defaultValue 10000
    */
   shutdownTimeoutMs: number;
+  /**
+   * `MATERI_CONCURRENCY`: messages each component handles at once in this process, e.g.
+   * `validator=32,health-monitor=200`; a component not named keeps its default (`WORKER_DEFAULTS`
+   * in src/runtime/stack.ts). `--concurrency` of `materi worker` wins over it.
+   */
+  concurrency: Partial<Record<ComponentName, number>>;
 }
+
+const CONCURRENCY_ITEM = new RegExp(`^(${COMPONENTS.join('|')})=([1-9][0-9]*)$`);
 
 const optionalText = z
   .string()
@@ -109,6 +118,15 @@ const schema = z.object({
   MATERI_SHUTDOWN_TIMEOUT_MS: optionalText.pipe(
     z.coerce.number<string | undefined>().int().min(0).optional(),
   ),
+  MATERI_CONCURRENCY: optionalText.pipe(
+    z
+      .string()
+      .refine(
+        (v) => v.split(',').every((item) => CONCURRENCY_ITEM.test(item.trim())),
+        `must list <component>=<positive integer>, comma separated (components: ${COMPONENTS.join(', ')})`,
+      )
+      .optional(),
+  ),
   MATERI_LOG_LEVEL: optionalText.pipe(
     z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
   ),
@@ -143,6 +161,15 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     leaseMs: v.MATERI_LEASE_MS ?? 15_000,
     streamRetentionMs: v.MATERI_STREAM_RETENTION_MS ?? 7 * 86_400_000,
     shutdownTimeoutMs: v.MATERI_SHUTDOWN_TIMEOUT_MS ?? 10_000,
+    concurrency: Object.fromEntries(
+      (v.MATERI_CONCURRENCY ?? '')
+        .split(',')
+        .filter((item) => item.trim() !== '')
+        .map((item) => {
+          const [, name, count] = CONCURRENCY_ITEM.exec(item.trim())!;
+          return [name, Number(count)];
+        }),
+    ),
   };
 }
 

@@ -31,32 +31,30 @@ import {
   parseNotifierSettings,
 } from '../workers/notifier/index.js';
 import { createValidatorHandler, VALIDATOR_GROUP } from '../workers/validator/index.js';
+import type { ComponentName } from './components.js';
 import type { Settings } from './config.js';
 import { checkListenAddress, isLoopbackHost, localServerUrl } from './listen.js';
 import type { Logger } from './logging.js';
 import { createBusMetrics } from './metrics.js';
 
-/** The parts a Materi process can run. `materi up` runs them all; `materi worker <name>` one. */
-export const COMPONENTS = [
-  'orchestrator',
-  'validator',
-  'dependency-checker',
-  'health-monitor',
-  'notifier',
-  'shield',
-] as const;
-export type ComponentName = (typeof COMPONENTS)[number];
+export { COMPONENTS, type ComponentName } from './components.js';
 
-/** Consumer groups and default concurrency of the Printery workers (seed defaults). */
+/**
+ * Consumer groups and default concurrency of the Printery workers. Every group handles the events
+ * of one deployment one at a time, in order (`orderedBy: 'deployment'`), and different deployments
+ * in parallel: the seed's "validator 1, sequential" is the order per deployment, not one validation
+ * at a time for the whole fleet. The gates wait on I/O (registries, endpoints, health windows that
+ * mostly sleep), so the defaults leave room for hundreds of deployments in flight.
+ */
 export const WORKER_DEFAULTS = {
-  validator: { group: VALIDATOR_GROUP, concurrency: 1, types: ['validation:started'] },
+  validator: { group: VALIDATOR_GROUP, concurrency: 32, types: ['validation:started'] },
   'dependency-checker': {
     group: DEPENDENCY_CHECKER_GROUP,
-    concurrency: 5,
+    concurrency: 32,
     types: ['dependency:check:started'],
   },
-  'health-monitor': { group: HEALTH_MONITOR_GROUP, concurrency: 10, types: ['health:check:started'] },
-  notifier: { group: 'printery-notifier', concurrency: 5, types: [] as string[] },
+  'health-monitor': { group: HEALTH_MONITOR_GROUP, concurrency: 200, types: ['health:check:started'] },
+  notifier: { group: 'printery-notifier', concurrency: 16, types: [] as string[] },
 } as const;
 
 export interface StackOptions {
@@ -132,6 +130,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       failedEvents ? async () => new Map(Object.entries(await failedEvents.depth())) : undefined,
     );
 
+    // `--concurrency` of `materi worker`, then MATERI_CONCURRENCY, then the component's default.
+    const concurrencyOf = (name: ComponentName): number | undefined =>
+      options.concurrency?.[name] ?? settings.concurrency[name];
     const router = new Router({
       subscriber: bus.subscriber,
       publisher: bus.publisher,
@@ -159,7 +160,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         group,
         types: [...types],
         handler,
-        concurrency: options.concurrency?.[name] ?? concurrency,
+        concurrency: concurrencyOf(name) ?? concurrency,
+        orderedBy: 'deployment',
         claimIdleMs,
       });
       groups.push(group);
@@ -207,7 +209,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       // A new printery-notifier group starts where the settings say (default: the streams' end).
       router.addHandler(
         notifierRegistration(notifier, {
-          concurrency: options.concurrency?.notifier ?? WORKER_DEFAULTS.notifier.concurrency,
+          concurrency: concurrencyOf('notifier') ?? WORKER_DEFAULTS.notifier.concurrency,
           claimIdleMs,
         }),
       );
@@ -227,7 +229,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         observer: metrics.observer,
         claimIdleMs,
         leaseMs: settings.leaseMs,
-        concurrency: options.concurrency?.orchestrator,
+        concurrency: concurrencyOf('orchestrator'),
         dashboardUrl: settings.apiUrl,
         freezeFile: settings.freezeFile,
         // Stop the line: the incidents the notifier pages for, read with the notifier's own settings.
@@ -246,7 +248,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           logger,
           onChange: feed.publish,
           claimIdleMs,
-          concurrency: options.concurrency?.shield,
+          concurrency: concurrencyOf('shield'),
         }),
       );
       groups.push(SHIELD_GROUP);

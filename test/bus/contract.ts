@@ -76,6 +76,7 @@ export function busContract(
       types: string[];
       handler: Handler;
       concurrency?: number;
+      orderedBy?: 'deployment';
       maxDeliveries?: number;
       claimIdleMs?: number;
       backoffMs?: number;
@@ -107,6 +108,7 @@ export function busContract(
         types: options.types,
         handler: options.handler,
         concurrency: options.concurrency,
+        orderedBy: options.orderedBy,
         maxDeliveries: options.maxDeliveries,
         claimIdleMs: options.claimIdleMs ?? 2000,
         backoff: { baseMs: options.backoffMs ?? 100, maxMs: 2000, jitter: 0 },
@@ -345,6 +347,50 @@ export function busContract(
       );
       await eventually(() => done === 15);
       expect(peak).toBe(3);
+    });
+
+    it('ordered by deployment: one deployment one event at a time in order, deployments in parallel', async () => {
+      await open();
+      const running = new Map<string, number>();
+      let overlapWithin = 0;
+      let peak = 0;
+      const handled: string[] = [];
+      await consume({
+        group: 'ordered',
+        types: ['dependency:check:started'],
+        concurrency: 8,
+        orderedBy: 'deployment',
+        handler: async (event) => {
+          const mine = (running.get(event.deploymentId) ?? 0) + 1;
+          running.set(event.deploymentId, mine);
+          if (mine > 1) overlapWithin++;
+          peak = Math.max(
+            peak,
+            [...running.values()].reduce((a, b) => a + b, 0),
+          );
+          await new Promise((r) => setTimeout(r, 15));
+          running.set(event.deploymentId, running.get(event.deploymentId)! - 1);
+          handled.push(`${event.deploymentId}:${event.correlationId}`);
+        },
+      });
+      const deployments = ['a', 'b', 'c', 'd'];
+      await bus.publisher.publishBatch(
+        Array.from({ length: 5 }, (_, i) =>
+          deployments.map((d) => ({
+            type: 'dependency:check:started',
+            data: { deploymentId: d },
+            correlationId: `00000000-0000-4000-8000-00000000000${i}`,
+          })),
+        ).flat(),
+      );
+      await eventually(() => handled.length === 20);
+      expect(overlapWithin).toBe(0);
+      expect(peak).toBeGreaterThan(1);
+      for (const d of deployments) {
+        expect(handled.filter((h) => h.startsWith(`${d}:`))).toEqual(
+          Array.from({ length: 5 }, (_, i) => `${d}:00000000-0000-4000-8000-00000000000${i}`),
+        );
+      }
     });
 
     it('gives handlers a publisher that carries correlation and causation', async () => {
