@@ -8,7 +8,7 @@ import { type Logger, redactUrl } from '../runtime/logging.js';
 import { runMigrations, type StoreDialect, type StoreMigration } from './migrate.js';
 import { MIGRATIONS } from './migrations/index.js';
 import type { Database } from './schema.js';
-import { StoreSqliteDialect } from './sqlite-dialect.js';
+import { cachingStatements, StoreSqliteDialect } from './sqlite-dialect.js';
 
 /** The file name of the SQLite database inside the data dir. */
 export const SQLITE_FILE_NAME = 'materi.db';
@@ -149,7 +149,9 @@ async function openSqlite(options: OpenStoreOptions): Promise<OpenedDatabase> {
       cause,
     });
   }
-  const db = new Kysely<Database>({ dialect: new StoreSqliteDialect({ database }) });
+  const db = new Kysely<Database>({
+    dialect: new StoreSqliteDialect({ database: cachingStatements(database) }),
+  });
   return {
     db,
     dialect: 'sqlite',

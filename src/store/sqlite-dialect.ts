@@ -4,9 +4,11 @@ import {
   type DialectAdapter,
   type Driver,
   SqliteAdapter,
+  type SqliteDatabase,
   SqliteDialect,
   type SqliteDialectConfig,
   SqliteDriver,
+  type SqliteStatement,
 } from 'kysely';
 
 /**
@@ -44,4 +46,32 @@ export class StoreSqliteDialect extends SqliteDialect {
   override createAdapter(): DialectAdapter {
     return new TransactionalDdlSqliteAdapter();
   }
+}
+
+/**
+ * The database with a cache of prepared statements: Kysely's SQLite driver prepares every query
+ * again, which costs more than running most of the store's queries. Compiled queries repeat
+ * (values are parameters), so the most recent `size` statements are kept, least recently used
+ * dropped first. better-sqlite3 prepares a statement again by itself after a schema change.
+ * Kysely's `stream()` would iterate a statement while another query reuses it; the store never
+ * streams (use a database without the cache for that).
+ */
+export function cachingStatements(database: SqliteDatabase, size = 500): SqliteDatabase {
+  const statements = new Map<string, SqliteStatement>();
+  return {
+    close: () => {
+      statements.clear();
+      database.close();
+    },
+    prepare(sql) {
+      let statement = statements.get(sql);
+      if (statement) statements.delete(sql);
+      else {
+        statement = database.prepare(sql);
+        if (statements.size >= size) statements.delete(statements.keys().next().value!);
+      }
+      statements.set(sql, statement);
+      return statement;
+    },
+  };
 }
