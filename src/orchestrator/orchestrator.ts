@@ -837,7 +837,7 @@ export class Orchestrator {
       owner: this.instanceId,
       publishRetryMs: this.options.publishRetryMs,
       providerFor: this.options.providerFor,
-      awaitResult: (requestId, deadlineAt, signal) => this.awaitResult(requestId, deadlineAt, signal),
+      awaitResult: (requestId, deadlineAt, signal) => this.awaitResult(row.id, requestId, deadlineAt, signal),
       awaitApproval: (gate, deadlineAt, signal) => this.awaitApproval(row.id, gate, deadlineAt, signal),
       dashboardUrl: this.options.dashboardUrl,
       onFinal: (trx, sagaRecord) => this.settleRelease(trx, sagaRecord),
@@ -904,6 +904,7 @@ export class Orchestrator {
 
   /** Polls the results inbox (woken at once by the local result handler) until the deadline. */
   private async awaitResult(
+    deploymentId: string,
     requestId: string,
     deadlineAt: number,
     signal: AbortSignal,
@@ -924,7 +925,7 @@ export class Orchestrator {
       deadlineAt,
       signal,
       pollMs: Math.max(this.pollMs, 1000),
-      between: () => this.checkCancel(),
+      between: () => this.checkCancel([deploymentId]),
     });
   }
 
@@ -1001,7 +1002,7 @@ export class Orchestrator {
         this.results.once(key, wake);
         signal.addEventListener('abort', wake, { once: true });
       });
-      await this.checkCancel().catch(() => {});
+      await this.checkCancel([id]).catch(() => {});
     }
   }
 
@@ -1009,12 +1010,17 @@ export class Orchestrator {
    * Notices a cancel written by another process (the API may run elsewhere): one query for every
    * deployment this instance runs.
    */
-  private async checkCancel(): Promise<void> {
-    if (this.active.size === 0) return;
+  /**
+   * Notices cancels written by another process. A waiting saga checks its own deployment after
+   * each wait (one row by key); the lease renewal checks every deployment of this instance. A saga
+   * must never check them all: with hundreds waiting that is quadratic work.
+   */
+  private async checkCancel(ids: readonly string[] = [...this.active.keys()]): Promise<void> {
+    if (ids.length === 0) return;
     const rows = await this.db
       .selectFrom('orchestrator_deployments')
       .select(['id', 'cancel_rollback', 'cancelled_by'])
-      .where('id', 'in', [...this.active.keys()])
+      .where('id', 'in', ids)
       .where('cancel_requested', '=', 1)
       .execute();
     for (const row of rows) {

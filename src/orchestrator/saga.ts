@@ -25,7 +25,7 @@ import {
   rollbackWavesFor,
 } from './plan/index.js';
 import { deployStage, rollbackStage, StageFailedError, type StageProvider } from './providers/index.js';
-import { SagaRowTracker, writeSagaRows } from './saga-rows.js';
+import { isPostgres, SagaRowTracker, saveInOneStatement, writeSagaRows } from './saga-rows.js';
 import {
   type ApprovalOutcomeName,
   type ApprovalState,
@@ -141,6 +141,8 @@ export class DeploymentSaga {
   private readonly waves: PlanStage[][];
   /** Which stage and event rows are written. */
   private readonly rows: SagaRowTracker;
+  /** Saves are one statement on PostgreSQL. */
+  private readonly postgres: boolean;
   /** Settles when the last save started has ended. */
   private saved: Promise<void> = Promise.resolve();
   /** The save waiting for the running one, shared by everyone who asks meanwhile. */
@@ -153,6 +155,7 @@ export class DeploymentSaga {
   ) {
     this.waves = executionWaves(plan).waves;
     this.rows = new SagaRowTracker(record.state);
+    this.postgres = isPostgres(deps.db);
   }
 
   get id(): string {
@@ -934,7 +937,22 @@ export class DeploymentSaga {
       await writeSagaRows(db, this.id, changes);
     };
     const onFinal = final ? this.deps.onFinal : undefined;
-    if (!onFinal && changes.stages.length === 0 && changes.events.length === 0) await write(this.deps.db);
+    if (!onFinal && this.postgres) {
+      const owned = await saveInOneStatement(
+        this.deps.db,
+        {
+          id: this.id,
+          owner: this.deps.owner,
+          status: this.record.status,
+          phase: this.record.phase,
+          updatedAt: now,
+          final,
+        },
+        changes,
+      );
+      if (!owned) throw new LostOwnershipError(this.id);
+    } else if (!onFinal && changes.stages.length === 0 && changes.events.length === 0)
+      await write(this.deps.db);
     else
       await this.deps.db.transaction().execute(async (trx) => {
         await write(trx);

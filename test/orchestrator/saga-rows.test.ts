@@ -2,12 +2,12 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSagaRows } from '../../src/orchestrator/migrations.js';
-import { loadSagaState, SagaRowTracker } from '../../src/orchestrator/saga-rows.js';
+import { loadSagaState, SagaRowTracker, saveInOneStatement } from '../../src/orchestrator/saga-rows.js';
 import { emptyState, type SagaState, type StageState } from '../../src/orchestrator/state.js';
 import { silentLogger } from '../../src/runtime/logging.js';
 import { openStore } from '../../src/store/index.js';
 import { MIGRATIONS } from '../../src/store/migrations/index.js';
-import { BACKENDS } from '../store/backends.js';
+import { BACKENDS, postgresBackend } from '../store/backends.js';
 import { commandPlan, type OrchestratorHarness, openOrchestratorHarness } from './support/harness.js';
 
 function stage(name: string, status: StageState['status'] = 'running'): StageState {
@@ -19,6 +19,34 @@ function stateWith(stages: number, events: number): SagaState {
   for (let i = 0; i < stages; i++) state.stages[`s${i}`] = stage(`s${i}`, 'succeeded');
   for (let i = 0; i < events; i++) state.events.push({ id: `e${i}`, type: 't', time: 'now', data: {} });
   return state;
+}
+
+function deploymentRow(id: string, state: string, owner: string | null) {
+  return {
+    id,
+    project: 'shop',
+    environment: 'staging',
+    version: 'v1',
+    previous_version: null,
+    correlation_id: 'c',
+    status: owner ? 'RUNNING' : 'SUCCESS',
+    phase: owner ? 'stages' : 'done',
+    plan_text: '',
+    plan_source: 'plan.yaml',
+    plan_base_dir: '.',
+    vars: '{}',
+    state,
+    triggered_by: 'ana',
+    owner,
+    lease_until: 0,
+    cancel_requested: 0,
+    cancel_rollback: 0,
+    cancelled_by: null,
+    reason: null,
+    created_at: 1,
+    updated_at: 1,
+    finished_at: owner ? null : 1,
+  };
 }
 
 describe('saga rows: what a save writes', () => {
@@ -71,31 +99,7 @@ describe.each(BACKENDS)('saga rows on $dialect', (backend) => {
     try {
       await before.db
         .insertInto('orchestrator_deployments')
-        .values({
-          id: 'dep-legacy',
-          project: 'shop',
-          environment: 'staging',
-          version: 'v1',
-          previous_version: null,
-          correlation_id: 'c',
-          status: 'SUCCESS',
-          phase: 'done',
-          plan_text: '',
-          plan_source: 'plan.yaml',
-          plan_base_dir: '.',
-          vars: '{}',
-          state: JSON.stringify(legacy),
-          triggered_by: 'ana',
-          owner: null,
-          lease_until: 0,
-          cancel_requested: 0,
-          cancel_rollback: 0,
-          cancelled_by: null,
-          reason: null,
-          created_at: 1,
-          updated_at: 1,
-          finished_at: 1,
-        })
+        .values(deploymentRow('dep-legacy', JSON.stringify(legacy), null))
         .execute();
     } finally {
       await before.close();
@@ -112,6 +116,74 @@ describe.each(BACKENDS)('saga rows on $dialect', (backend) => {
       expect(await loadSagaState(after.db, row)).toEqual(legacy);
     } finally {
       await after.close();
+      await database.drop();
+    }
+  });
+});
+
+describe('saga rows on postgres: a save in one statement', () => {
+  it('writes the core, the stages and the events only while the instance owns the row', async () => {
+    const database = await postgresBackend.create();
+    const store = await openStore({ ...database, logger: silentLogger() });
+    try {
+      await store.db
+        .insertInto('orchestrator_deployments')
+        .values(deploymentRow('dep-1', '{}', 'me'))
+        .execute();
+      const state = stateWith(2, 3);
+      const update = {
+        id: 'dep-1',
+        owner: 'me',
+        status: 'RUNNING',
+        phase: 'stages',
+        updatedAt: 5,
+        final: false,
+      };
+      const tracker = new SagaRowTracker(emptyState());
+      const first = tracker.changes(state);
+      expect(await saveInOneStatement(store.db, update, first)).toBe(true);
+      first.written();
+      const row = await store.db
+        .selectFrom('orchestrator_deployments')
+        .select(['id', 'state', 'updated_at'])
+        .where('id', '=', 'dep-1')
+        .executeTakeFirstOrThrow();
+      expect(Number(row.updated_at)).toBe(5);
+      expect(await loadSagaState(store.db, row)).toEqual(state);
+
+      // Another instance took the deployment over: nothing of this save lands.
+      await store.db.updateTable('orchestrator_deployments').set({ owner: 'other' }).execute();
+      state.stages.s0!.status = 'failed';
+      state.events.push({ id: 'late', type: 't', time: 'now', data: {} });
+      expect(await saveInOneStatement(store.db, { ...update, updatedAt: 9 }, tracker.changes(state))).toBe(
+        false,
+      );
+      const after = await store.db
+        .selectFrom('orchestrator_deployments')
+        .select(['id', 'state', 'updated_at'])
+        .where('id', '=', 'dep-1')
+        .executeTakeFirstOrThrow();
+      expect(Number(after.updated_at)).toBe(5);
+      const stored = await loadSagaState(store.db, after);
+      expect(stored.stages.s0!.status).toBe('succeeded');
+      expect(stored.events).toHaveLength(3);
+
+      // The final save gives the lease up.
+      await store.db.updateTable('orchestrator_deployments').set({ owner: 'me' }).execute();
+      expect(await saveInOneStatement(store.db, { ...update, final: true }, tracker.changes(state))).toBe(
+        true,
+      );
+      const ended = await store.db
+        .selectFrom('orchestrator_deployments')
+        .select(['owner', 'finished_at'])
+        .where('id', '=', 'dep-1')
+        .executeTakeFirstOrThrow();
+      expect({ owner: ended.owner, finishedAt: Number(ended.finished_at) }).toEqual({
+        owner: null,
+        finishedAt: 5,
+      });
+    } finally {
+      await store.close();
       await database.drop();
     }
   });
