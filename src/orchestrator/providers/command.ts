@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describeCause } from '../../errors/index.js';
 import { stageEnvironment } from '../../runtime/references.js';
@@ -7,6 +6,7 @@ import { OutputTail } from './output-tail.js';
 import { stopGroup, trackGroup } from './process-group.js';
 import { checkVersion, maskSecrets, resolveSettings } from './resolve-settings.js';
 import type { CommandSettings } from './settings.js';
+import { shellRunner } from './shell-runner.js';
 import type { ProviderContext, StageOutcome, StageProvider } from './types.js';
 
 /**
@@ -97,7 +97,10 @@ interface ShellResult {
   error?: Error;
 }
 
-/** Runs `/bin/sh -c command` as a process group leader; never rejects. */
+/**
+ * Runs `/bin/sh -c command` as a process group leader, started by the shell runner process (see
+ * shell-runner.ts: a fork of this process would block its event loop); never rejects.
+ */
 function runShell(
   command: string,
   options: { cwd: string; env: NodeJS.ProcessEnv; signal: AbortSignal; gracePeriodMs: number },
@@ -108,47 +111,35 @@ function runShell(
       done({ code: null, signal: null, output, aborted: true });
       return;
     }
-    const child = spawn('/bin/sh', ['-c', command], {
-      cwd: options.cwd,
-      env: options.env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    let pid: number | undefined;
     // Until the shell has exited (and, on abort, its group is gone), a forced exit can kill it.
-    const untrack = child.pid === undefined ? () => {} : trackGroup(child.pid);
+    let untrack = () => {};
     let aborted = false;
     let stopping: Promise<unknown> | undefined;
     const onAbort = () => {
       aborted = true;
-      if (child.pid !== undefined) stopping = stopGroup(child.pid, options.gracePeriodMs);
+      if (pid !== undefined) stopping = stopGroup(pid, options.gracePeriodMs);
     };
     options.signal.addEventListener('abort', onAbort, { once: true });
-    child.stdout.on('data', (chunk: Buffer) => output.write(chunk, 'stdout'));
-    child.stderr.on('data', (chunk: Buffer) => output.write(chunk, 'stderr'));
-
-    let settled = false;
-    const finish = async (result: Omit<ShellResult, 'output' | 'aborted'>) => {
-      if (settled) return;
-      settled = true;
-      options.signal.removeEventListener('abort', onAbort);
-      // Processes left in the background may hold the pipes open; take what has arrived, briefly.
-      await Promise.race([
-        Promise.all([streamClosed(child.stdout), streamClosed(child.stderr)]),
-        new Promise((r) => setTimeout(r, 200)),
-      ]);
-      child.stdout.destroy();
-      child.stderr.destroy();
-      // On abort, wait until the whole group is gone, not just the shell.
-      if (stopping) await stopping;
-      untrack();
-      done({ ...result, output, aborted });
-    };
-    child.once('error', (error) => void finish({ code: null, signal: null, error }));
-    child.once('exit', (code, signal) => void finish({ code, signal }));
+    shellRunner.run(
+      command,
+      { cwd: options.cwd, env: options.env },
+      {
+        started(started) {
+          pid = started;
+          untrack = trackGroup(started);
+          // Aborted while the runner was starting it.
+          if (aborted) stopping = stopGroup(started, options.gracePeriodMs);
+        },
+        output: (chunk, stream) => output.write(chunk, stream),
+        async ended(end) {
+          options.signal.removeEventListener('abort', onAbort);
+          // On abort, wait until the whole group is gone, not just the shell.
+          if (stopping) await stopping;
+          untrack();
+          done({ code: end.code, signal: end.signal, error: end.error, output, aborted });
+        },
+      },
+    );
   });
-}
-
-function streamClosed(stream: NodeJS.ReadableStream & { closed?: boolean }): Promise<void> {
-  if (stream.closed) return Promise.resolve();
-  return new Promise((resolve) => stream.once('close', () => resolve()));
 }
