@@ -99,6 +99,9 @@ export interface SagaDeps {
   onFinal?: (trx: Transaction<Database>, record: SagaRecord) => Promise<void>;
 }
 
+/** How long the record of a published event waits for the next step's save to carry it. */
+const SAVE_SOON_MS = 50;
+
 /** The orchestrator lost its lease on the deployment (another instance took over): stop quietly. */
 export class LostOwnershipError extends Error {
   constructor(id: string) {
@@ -145,6 +148,9 @@ export class DeploymentSaga {
   private readonly postgres: boolean;
   /** Settles when the last save started has ended. */
   private saved: Promise<void> = Promise.resolve();
+  /** A save put off by {@link DeploymentSaga.saveSoon}, and the error it failed with. */
+  private soonTimer: NodeJS.Timeout | undefined;
+  private soonError: unknown;
   /** The save waiting for the running one, shared by everyone who asks meanwhile. */
   private nextSave: { final: boolean; promise: Promise<void> } | undefined;
 
@@ -326,6 +332,7 @@ export class DeploymentSaga {
           },
         });
       }
+      this.saveBeforeWaiting();
       const answer = await this.deps.awaitApproval(gate, wait.deadlineAt, this.cancel.signal);
       this.throwIfCancelled();
       if (!answer) throw new Cancelled('cancelled');
@@ -439,6 +446,7 @@ export class DeploymentSaga {
         this.gateRequest(gate, current.requestId, Math.ceil(timeoutMs / 1000)),
       );
     }
+    this.saveBeforeWaiting();
     const answer = await this.deps.awaitResult(current.requestId, current.deadlineAt, this.cancel.signal);
     this.throwIfCancelled();
     const result = answer?.payload;
@@ -562,6 +570,7 @@ export class DeploymentSaga {
     );
     let error: StageFailedError | undefined;
     try {
+      this.saveBeforeWaiting();
       const outcome = await deployStage({
         stage,
         deployment: this.deploymentInfo(),
@@ -709,6 +718,7 @@ export class DeploymentSaga {
             const stageState = state.stages[stage.name]!;
             if (stageState.status === 'rolled_back') return;
             try {
+              this.saveBeforeWaiting();
               await rollbackStage({
                 stage,
                 deployment: this.deploymentInfo(),
@@ -879,7 +889,8 @@ export class DeploymentSaga {
           time: published.event.time.toISOString(),
           data: toJson(spec.schema, published.event.data as never),
         });
-        await this.save();
+        // Recorded with the next step's save; on its own only if no save comes soon.
+        this.saveSoon();
         return;
       } catch (error) {
         if (Date.now() - started > budget) {
@@ -903,6 +914,13 @@ export class DeploymentSaga {
    * asked for meanwhile (parallel stages) share that write.
    */
   private save(final = false): Promise<void> {
+    clearTimeout(this.soonTimer);
+    this.soonTimer = undefined;
+    if (this.soonError !== undefined) {
+      const error = this.soonError;
+      this.soonError = undefined;
+      return Promise.reject(error);
+    }
     if (this.nextSave) {
       this.nextSave.final ||= final;
       return this.nextSave.promise;
@@ -915,6 +933,35 @@ export class DeploymentSaga {
     this.nextSave = next;
     this.saved = next.promise.catch(() => {});
     return next.promise;
+  }
+
+  /**
+   * A save put off by {@link SAVE_SOON_MS}: a published event is recorded by the save of the step
+   * that follows, which nearly always comes at once, instead of a save of its own. Should the
+   * process stop before, the resumed saga publishes the step again under the same id, which
+   * consumers drop — the crash contract of every step. A failure is thrown by the next save.
+   */
+  private saveSoon(): void {
+    if (this.soonTimer) return;
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = undefined;
+      this.save().catch((error: unknown) => {
+        this.soonError ??= error;
+      });
+    }, SAVE_SOON_MS);
+  }
+
+  /**
+   * Before a wait (a gate, an approval, a stage's command), a put-off save starts at once, in the
+   * background: no step follows soon to carry the record of the event just published.
+   */
+  private saveBeforeWaiting(): void {
+    if (!this.soonTimer) return;
+    clearTimeout(this.soonTimer);
+    this.soonTimer = undefined;
+    this.save().catch((error: unknown) => {
+      this.soonError ??= error;
+    });
   }
 
   private async write(final: boolean): Promise<void> {

@@ -8,6 +8,7 @@ import { silentLogger } from '../../src/runtime/logging.js';
 import { openStore } from '../../src/store/index.js';
 import { MIGRATIONS } from '../../src/store/migrations/index.js';
 import { BACKENDS, postgresBackend } from '../store/backends.js';
+import { eventually } from '../support/redis.js';
 import { commandPlan, type OrchestratorHarness, openOrchestratorHarness } from './support/harness.js';
 
 function stage(name: string, status: StageState['status'] = 'running'): StageState {
@@ -199,6 +200,32 @@ describe('saga rows through a deployment', () => {
   });
   afterEach(async () => {
     await h.close();
+  });
+
+  it('records a published event before a wait even though its save is put off for the next step', async () => {
+    h.answers.validation = 'silent';
+    const orchestrator = await h.orchestrator();
+    const submitted = await orchestrator.submit({
+      planText: commandPlan({ log, validationTimeout: '60s' }),
+      planSource: 'plan.yaml',
+      version: 'v1',
+      triggeredBy: 'ana',
+    });
+    // Nothing follows the request while the gate waits: the record is written by the save that
+    // starts before the wait, not by a later step.
+    const stored = await eventually(async () => {
+      const row = await h.store.db
+        .selectFrom('orchestrator_saga_events')
+        .select('record')
+        .where('deployment_id', '=', submitted.id)
+        .orderBy('seq')
+        .execute();
+      const types = row.map((r) => (JSON.parse(r.record) as { type: string }).type);
+      return types.includes('validation:started') ? types : undefined;
+    });
+    expect(stored).toEqual(['deployment:started', 'validation:started']);
+    await orchestrator.cancel(submitted.id, { by: 'test' });
+    await orchestrator.waitFor(submitted.id, 30_000);
   });
 
   it('parallel stages saving at once leave every stage and every published event stored, in order', async () => {
