@@ -7,7 +7,7 @@ import { type Logger, silentLogger } from '../runtime/logging.js';
 import type { Database } from '../store/schema.js';
 import type { LoggedEvent } from './event-log.js';
 import type { IgnoredEvent, UnifiedDeployment } from './record.js';
-import { ShieldStore } from './store/shield-store.js';
+import { type AppliedEvent, type EventToApply, ShieldStore } from './store/shield-store.js';
 
 /** Deployments whose latest told record size is remembered (the oldest are forgotten first). */
 const TOLD_LIMIT = 10_000;
@@ -32,22 +32,25 @@ export interface ShieldProjectionOptions {
 }
 
 /**
- * Shield's projection as a bus handler: logs every event once (by id) and recomputes the record of
- * its deployment from all of that deployment's logged events, so delivery order and redeliveries
- * do not matter. Run it on group {@link SHIELD_GROUP} with `types: ['**']`
- * (see {@link shieldProjectionRegistration}).
+ * Shield's projection as a bus handler: logs every event once (by id) and folds it into the record
+ * of its deployment — the record is always the fold of all that deployment's logged events, so
+ * delivery order and redeliveries do not matter. Events handed to it while a write is in flight
+ * are written together in the next one (see {@link ShieldStore.applyBatch}): one transaction for
+ * as many events as the router has in flight. Run it on group {@link SHIELD_GROUP} with
+ * `types: ['**']` (see {@link shieldProjectionRegistration}).
  */
 export function createShieldProjection(options: ShieldProjectionOptions): Handler {
   const store = new ShieldStore(options.db, { now: options.now });
   const logger = options.logger ?? silentLogger();
+  const batches = new BatchWriter(store);
   // Handlers run concurrently, so two records of one deployment can finish in the other order
   // than they were committed. Records only grow (each recompute sees a superset of the events
   // before it), so a record with fewer events than one already told is stale: tell the stored one.
   const told = new Map<string, number>();
   return async (event, context) => {
-    const applied = await store.apply(event, {
-      stream: context.delivery.stream,
-      entryId: context.delivery.entryId,
+    const applied = await batches.apply({
+      event,
+      origin: { stream: context.delivery.stream, entryId: context.delivery.entryId },
     });
     if (applied.inserted && applied.ignored) warnIgnored(logger, event, applied.ignored);
     if (!applied.inserted && !applied.changed) return;
@@ -65,6 +68,58 @@ export function createShieldProjection(options: ShieldProjectionOptions): Handle
       logger.warn({ err: describeCause(error), event_id: event.id }, 'shield change listener failed');
     }
   };
+}
+
+/** Most events written in one transaction. */
+const MAX_BATCH = 512;
+
+/**
+ * Group commit: one write at a time, each taking every event handed over meanwhile. A write that
+ * fails is tried again one event at a time, so an event that cannot be written fails alone (the
+ * router retries it) and does not hold back the others.
+ */
+class BatchWriter {
+  readonly #store: ShieldStore;
+  #waiting: { item: EventToApply; resolve: (a: AppliedEvent) => void; reject: (e: unknown) => void }[] = [];
+  #writing = false;
+
+  constructor(store: ShieldStore) {
+    this.#store = store;
+  }
+
+  apply(item: EventToApply): Promise<AppliedEvent> {
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ item, resolve, reject });
+      if (!this.#writing) void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#waiting.length > 0) {
+        const batch = this.#waiting.splice(0, MAX_BATCH);
+        try {
+          const applied = await this.#store.applyBatch(batch.map((w) => w.item));
+          for (const [i, w] of batch.entries()) w.resolve(applied[i]!);
+        } catch (error) {
+          if (batch.length === 1) {
+            batch[0]!.reject(error);
+            continue;
+          }
+          for (const w of batch) {
+            try {
+              w.resolve((await this.#store.applyBatch([w.item]))[0]!);
+            } catch (single) {
+              w.reject(single);
+            }
+          }
+        }
+      }
+    } finally {
+      this.#writing = false;
+    }
+  }
 }
 
 /**
@@ -86,8 +141,14 @@ function warnIgnored(logger: Logger, event: DeploymentEvent, ignored: IgnoredEve
   }
 }
 
+/** Default events in flight of the projection (see {@link ShieldRegistrationOptions.concurrency}). */
+export const SHIELD_CONCURRENCY = 256;
+
 export interface ShieldRegistrationOptions extends ShieldProjectionOptions {
-  /** Events handled at once by this process. @defaultValue 4 */
+  /**
+   * Events handled at once by this process: the events in flight are written together, so this
+   * is also the most events one transaction writes. @defaultValue {@link SHIELD_CONCURRENCY}
+   */
   concurrency?: number;
   /** See `SubscriptionOptions.maxDeliveries`. @defaultValue 5 */
   maxDeliveries?: number;
@@ -106,7 +167,7 @@ export interface ShieldRegistrationOptions extends ShieldProjectionOptions {
  * router.addHandler(shieldProjectionRegistration({ db: store.db, logger, onChange: feed.publish }));
  */
 export function shieldProjectionRegistration(options: ShieldRegistrationOptions): HandlerRegistration {
-  const concurrency = options.concurrency ?? 4;
+  const concurrency = options.concurrency ?? SHIELD_CONCURRENCY;
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new RangeError(`shield concurrency must be a positive integer, got ${concurrency}`);
   }

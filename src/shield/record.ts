@@ -356,6 +356,50 @@ const REQUEST_OF: Record<string, string> = {
   'health:check:completed': 'health:check:started',
 };
 
+/** Whether an event is a gate request of the orchestrator (results name it as their cause). */
+function isGateRequest(event: Pick<LoggedEvent, 'type' | 'source'>): boolean {
+  return event.source === ORCHESTRATOR_SOURCE && REQUEST_TYPES.has(event.type);
+}
+
+const REQUEST_TYPES = new Set(Object.values(REQUEST_OF));
+
+/**
+ * Why an event may not change its deployment's record, or undefined when it may: `requests` are
+ * the orchestrator's gate requests (id → type) and `answeredBy` the first result folded for each
+ * (the event is recorded there when it is that first result).
+ */
+function distrust(
+  event: LoggedEvent,
+  requests: ReadonlyMap<string, string>,
+  answeredBy: Map<string, string>,
+): IgnoredEvent | undefined {
+  const ignore = (code: IgnoredEvent['code'], reason: string): IgnoredEvent => ({
+    eventId: event.id,
+    type: event.type,
+    source: event.source,
+    code,
+    reason,
+  });
+  if (ORCHESTRATOR_TYPES.has(event.type) || STAGE_TYPE.test(event.type)) {
+    if (event.source === ORCHESTRATOR_SOURCE) return undefined;
+    return ignore(
+      'source',
+      `${event.type} from "${event.source}": only the orchestrator (${ORCHESTRATOR_SOURCE}) moves a deployment`,
+    );
+  }
+  const requestType = REQUEST_OF[event.type];
+  if (requestType === undefined) return undefined;
+  if (requests.get(event.causationId) !== requestType) {
+    return ignore('no-request', `${event.type} answers no ${requestType} of the orchestrator`);
+  }
+  const first = answeredBy.get(event.causationId);
+  if (first !== undefined) {
+    return ignore('answered', `${requestType} ${event.causationId} was answered first by ${first}`);
+  }
+  answeredBy.set(event.causationId, event.id);
+  return undefined;
+}
+
 /**
  * Splits a deployment's events (in fold order) into those that may change its record and those
  * that may not. The lifecycle counts only from the orchestrator. A gate result counts when it
@@ -367,42 +411,15 @@ export function partitionByTrust(events: readonly LoggedEvent[]): {
   trusted: LoggedEvent[];
   ignored: IgnoredEvent[];
 } {
-  const requests = new Map<string, LoggedEvent>();
-  for (const event of events) {
-    if (event.source === ORCHESTRATOR_SOURCE && Object.values(REQUEST_OF).includes(event.type)) {
-      requests.set(event.id, event);
-    }
-  }
+  const requests = new Map<string, string>();
+  for (const event of events) if (isGateRequest(event)) requests.set(event.id, event.type);
   const answeredBy = new Map<string, string>();
   const trusted: LoggedEvent[] = [];
   const ignored: IgnoredEvent[] = [];
-  const ignore = (event: LoggedEvent, code: IgnoredEvent['code'], reason: string) =>
-    ignored.push({ eventId: event.id, type: event.type, source: event.source, code, reason });
   for (const event of events) {
-    const requestType = REQUEST_OF[event.type];
-    if (ORCHESTRATOR_TYPES.has(event.type) || STAGE_TYPE.test(event.type)) {
-      if (event.source !== ORCHESTRATOR_SOURCE) {
-        ignore(
-          event,
-          'source',
-          `${event.type} from "${event.source}": only the orchestrator (${ORCHESTRATOR_SOURCE}) moves a deployment`,
-        );
-        continue;
-      }
-    } else if (requestType !== undefined) {
-      const request = requests.get(event.causationId);
-      if (request?.type !== requestType) {
-        ignore(event, 'no-request', `${event.type} answers no ${requestType} of the orchestrator`);
-        continue;
-      }
-      const first = answeredBy.get(request.id);
-      if (first !== undefined) {
-        ignore(event, 'answered', `${requestType} ${request.id} was answered first by ${first}`);
-        continue;
-      }
-      answeredBy.set(request.id, event.id);
-    }
-    trusted.push(event);
+    const verdict = distrust(event, requests, answeredBy);
+    if (verdict) ignored.push(verdict);
+    else trusted.push(event);
   }
   return { trusted, ignored };
 }
@@ -516,133 +533,333 @@ export function buildDeploymentRecord(
   return foldDeployment(deploymentId, loggedEvents).record;
 }
 
-/** The record of a deployment (see {@link buildDeploymentRecord}) and the events it ignored. */
+/**
+ * The facts of a deployment's events folded so far, from which {@link recordOf} computes its
+ * record: what {@link foldStep} keeps of each event (the latest of a kind, or every one of a kind
+ * the record lists), the trust of gate results, and where the fold is. Its size is the size of
+ * the record; {@link saveFoldState} and {@link loadFoldState} store it as JSON.
+ */
+export interface FoldState {
+  /** Fold key of the latest event folded (ignored ones included): the next must sort after it. */
+  last: Pick<LoggedEvent, 'time' | 'type' | 'id'> | undefined;
+  /** Events folded (each once), ignored ones included. */
+  eventCount: number;
+  ignored: IgnoredEvent[];
+  /** The orchestrator's gate requests folded: id → type. */
+  requests: Map<string, string>;
+  /** Request id → the first result folded for it. */
+  answeredBy: Map<string, string>;
+  /** Causation ids of results ignored as `no-request`: their request, folded later, trusts them. */
+  orphans: Set<string>;
+  /** Earliest and latest trusted events folded (undefined while none). */
+  first: Pick<LoggedEvent, 'time' | 'correlationId'> | undefined;
+  lastAt: string | undefined;
+  started?: Folded<pb.DeploymentStartedEvent>;
+  completed?: Folded<pb.DeploymentCompletedEvent>;
+  failed?: Folded<pb.DeploymentFailedEvent>;
+  rollbackStart?: Folded<pb.RollbackInitiatedEvent>;
+  rollbackEnd?: Folded<pb.RollbackCompletedEvent>;
+  validation: GateEvents<pb.ValidationStartedEvent, pb.ValidationCompletedEvent>;
+  dependency: GateEvents<pb.DependencyCheckStartedEvent, pb.DependencyCheckCompletedEvent>;
+  health: GateEvents<pb.HealthCheckStartedEvent, pb.HealthCheckCompletedEvent>;
+  bake: GateEvents<pb.HealthCheckStartedEvent, pb.HealthCheckCompletedEvent>;
+  stageStarts: Map<string, Folded<pb.DeploymentStageStartedEvent>>;
+  stageEnds: Map<string, Folded<pb.DeploymentStageCompletedEvent>>;
+  approvalRequests: Folded<pb.ApprovalRequestedEvent>[];
+  approvalAnswers: Folded<pb.ApprovalCompletedEvent>[];
+  notifications: NotificationRecord[];
+  /** The phase of the latest event that moved the deployment forward. */
+  progress: DeploymentPhase | undefined;
+}
+
+/** The state of a fold before any event. */
+export function emptyFoldState(): FoldState {
+  return {
+    last: undefined,
+    eventCount: 0,
+    ignored: [],
+    requests: new Map(),
+    answeredBy: new Map(),
+    orphans: new Set(),
+    first: undefined,
+    lastAt: undefined,
+    validation: { requests: [], results: [] },
+    dependency: { requests: [], results: [] },
+    health: { requests: [], results: [] },
+    bake: { requests: [], results: [] },
+    stageStarts: new Map(),
+    stageEnds: new Map(),
+    approvalRequests: [],
+    approvalAnswers: [],
+    notifications: [],
+    progress: undefined,
+  };
+}
+
+/**
+ * Whether {@link foldStep} may fold `event` next: it sorts after every event folded, and it is
+ * not the request of a result already ignored for lack of it (that result would count now). If
+ * not, the record is the fold of all the events again ({@link foldDeployment}).
+ */
+export function foldsInOrder(state: FoldState, event: LoggedEvent): boolean {
+  if (state.last !== undefined && compareEvents(state.last, event) >= 0) return false;
+  return !(isGateRequest(event) && state.orphans.has(event.id));
+}
+
+/**
+ * Folds one more event into `state`, in place. The event must sort after every event folded
+ * (see {@link foldsInOrder}) and not have been folded before; {@link foldDeployment} folds a
+ * deployment's events with it, and the live projection folds each new event with it.
+ */
+export function foldStep(state: FoldState, event: LoggedEvent): void {
+  state.last = { time: event.time, type: event.type, id: event.id };
+  state.eventCount++;
+  if (isGateRequest(event)) state.requests.set(event.id, event.type);
+  const verdict = distrust(event, state.requests, state.answeredBy);
+  if (verdict) {
+    state.ignored.push(verdict);
+    if (verdict.code === 'no-request') state.orphans.add(event.causationId);
+    return;
+  }
+  state.first ??= { time: event.time, correlationId: event.correlationId };
+  state.lastAt = event.time;
+  const data = payloadOf(event);
+  const stage = STAGE_TYPE.exec(event.type);
+  if (stage) {
+    const name = stage[1]!;
+    if (stage[2] === 'started') {
+      state.stageStarts.set(name, { event, data: data as pb.DeploymentStageStartedEvent });
+    } else {
+      state.stageEnds.set(name, { event, data: data as pb.DeploymentStageCompletedEvent });
+    }
+    state.progress = `stage:${name}`;
+    return;
+  }
+  switch (event.type) {
+    case 'deployment:started':
+      state.started ??= { event, data: data as pb.DeploymentStartedEvent };
+      break;
+    case 'deployment:completed':
+      state.completed = { event, data: data as pb.DeploymentCompletedEvent };
+      break;
+    case 'deployment:failed':
+      state.failed = { event, data: data as pb.DeploymentFailedEvent };
+      break;
+    case 'rollback:initiated':
+      state.rollbackStart = { event, data: data as pb.RollbackInitiatedEvent };
+      break;
+    case 'rollback:completed':
+      state.rollbackEnd = { event, data: data as pb.RollbackCompletedEvent };
+      break;
+    case 'validation:started':
+      state.validation.requests.push({ event, data: data as pb.ValidationStartedEvent });
+      state.progress = 'validation';
+      break;
+    case 'validation:completed':
+      state.validation.results.push({ event, data: data as pb.ValidationCompletedEvent });
+      state.progress = 'validation';
+      break;
+    case 'dependency:check:started':
+      state.dependency.requests.push({ event, data: data as pb.DependencyCheckStartedEvent });
+      state.progress = 'dependencies';
+      break;
+    case 'dependency:check:completed':
+      state.dependency.results.push({ event, data: data as pb.DependencyCheckCompletedEvent });
+      state.progress = 'dependencies';
+      break;
+    case 'health:check:started': {
+      const request = data as pb.HealthCheckStartedEvent;
+      const gate = request.purpose === pb.HealthCheckPurpose.BAKE ? state.bake : state.health;
+      gate.requests.push({ event, data: request });
+      state.progress = 'health';
+      break;
+    }
+    case 'health:check:completed': {
+      const result = data as pb.HealthCheckCompletedEvent;
+      const gate = result.purpose === pb.HealthCheckPurpose.BAKE ? state.bake : state.health;
+      gate.results.push({ event, data: result });
+      state.progress = 'health';
+      break;
+    }
+    case 'approval:requested':
+      state.approvalRequests.push({ event, data: data as pb.ApprovalRequestedEvent });
+      state.progress = 'approval';
+      break;
+    case 'approval:completed':
+      state.approvalAnswers.push({ event, data: data as pb.ApprovalCompletedEvent });
+      break;
+    case 'notification:sent': {
+      const sent = data as pb.NotificationSentEvent;
+      state.notifications.push({
+        eventId: event.id,
+        at: event.time,
+        channel: sent.channel,
+        target: sent.target,
+        notifiedEventId: sent.notifiedEventId,
+        notifiedEventType: sent.notifiedEventType,
+        outcome: enumName(pb.NotificationOutcome, sent.outcome),
+        message: sent.message,
+      });
+      break;
+    }
+  }
+}
+
+/**
+ * The record of a deployment (see {@link buildDeploymentRecord}), the events it ignored, and the
+ * fold state the live projection continues from. The events are folded in fold order with
+ * {@link foldStep}, the gate requests known up front (a result published before its request —
+ * clocks of two processes — still counts).
+ */
 export function foldDeployment(
   deploymentId: string,
   loggedEvents: readonly LoggedEvent[],
-): { record?: UnifiedDeployment; ignored: IgnoredEvent[] } {
+): { record?: UnifiedDeployment; ignored: IgnoredEvent[]; state: FoldState } {
   const unique = new Map<string, LoggedEvent>();
   for (const event of loggedEvents) if (!unique.has(event.id)) unique.set(event.id, event);
   const all = [...unique.values()].sort(compareEvents);
-  const { trusted: events, ignored } = partitionByTrust(all);
-  if (events.length === 0) return { ignored };
-  return { record: foldTrusted(deploymentId, events, all.length, ignored), ignored };
+  const state = emptyFoldState();
+  for (const event of all) if (isGateRequest(event)) state.requests.set(event.id, event.type);
+  for (const event of all) foldStep(state, event);
+  return { record: recordOf(deploymentId, state), ignored: [...state.ignored], state };
 }
 
-function foldTrusted(
-  deploymentId: string,
-  events: readonly LoggedEvent[],
-  eventCount: number,
-  ignoredEvents: IgnoredEvent[],
-): UnifiedDeployment {
-  let started: Folded<pb.DeploymentStartedEvent> | undefined;
-  let completed: Folded<pb.DeploymentCompletedEvent> | undefined;
-  let failed: Folded<pb.DeploymentFailedEvent> | undefined;
-  let rollbackStart: Folded<pb.RollbackInitiatedEvent> | undefined;
-  let rollbackEnd: Folded<pb.RollbackCompletedEvent> | undefined;
-  const validation: GateEvents<pb.ValidationStartedEvent, pb.ValidationCompletedEvent> = {
-    requests: [],
-    results: [],
-  };
-  const dependency: GateEvents<pb.DependencyCheckStartedEvent, pb.DependencyCheckCompletedEvent> = {
-    requests: [],
-    results: [],
-  };
-  const health: GateEvents<pb.HealthCheckStartedEvent, pb.HealthCheckCompletedEvent> = {
-    requests: [],
-    results: [],
-  };
-  const bake: typeof health = { requests: [], results: [] };
-  const stageStarts = new Map<string, Folded<pb.DeploymentStageStartedEvent>>();
-  const stageEnds = new Map<string, Folded<pb.DeploymentStageCompletedEvent>>();
-  const approvalRequests: Folded<pb.ApprovalRequestedEvent>[] = [];
-  const approvalAnswers: Folded<pb.ApprovalCompletedEvent>[] = [];
-  const notifications: NotificationRecord[] = [];
-  /** The latest event that moved the deployment forward, for the phase. */
-  let progress: { phase: DeploymentPhase } | undefined;
+/** Version of the JSON {@link saveFoldState} writes; {@link loadFoldState} refuses any other. */
+const FOLD_STATE_VERSION = 1;
 
-  for (const event of events) {
-    const data = payloadOf(event);
-    const stage = STAGE_TYPE.exec(event.type);
-    if (stage) {
-      const name = stage[1]!;
-      if (stage[2] === 'started') {
-        stageStarts.set(name, { event, data: data as pb.DeploymentStageStartedEvent });
-      } else {
-        stageEnds.set(name, { event, data: data as pb.DeploymentStageCompletedEvent });
-      }
-      progress = { phase: `stage:${name}` };
-      continue;
-    }
-    switch (event.type) {
-      case 'deployment:started':
-        started ??= { event, data: data as pb.DeploymentStartedEvent };
-        break;
-      case 'deployment:completed':
-        completed = { event, data: data as pb.DeploymentCompletedEvent };
-        break;
-      case 'deployment:failed':
-        failed = { event, data: data as pb.DeploymentFailedEvent };
-        break;
-      case 'rollback:initiated':
-        rollbackStart = { event, data: data as pb.RollbackInitiatedEvent };
-        break;
-      case 'rollback:completed':
-        rollbackEnd = { event, data: data as pb.RollbackCompletedEvent };
-        break;
-      case 'validation:started':
-        validation.requests.push({ event, data: data as pb.ValidationStartedEvent });
-        progress = { phase: 'validation' };
-        break;
-      case 'validation:completed':
-        validation.results.push({ event, data: data as pb.ValidationCompletedEvent });
-        progress = { phase: 'validation' };
-        break;
-      case 'dependency:check:started':
-        dependency.requests.push({ event, data: data as pb.DependencyCheckStartedEvent });
-        progress = { phase: 'dependencies' };
-        break;
-      case 'dependency:check:completed':
-        dependency.results.push({ event, data: data as pb.DependencyCheckCompletedEvent });
-        progress = { phase: 'dependencies' };
-        break;
-      case 'health:check:started': {
-        const request = data as pb.HealthCheckStartedEvent;
-        const gate = request.purpose === pb.HealthCheckPurpose.BAKE ? bake : health;
-        gate.requests.push({ event, data: request });
-        progress = { phase: 'health' };
-        break;
-      }
-      case 'health:check:completed': {
-        const result = data as pb.HealthCheckCompletedEvent;
-        const gate = result.purpose === pb.HealthCheckPurpose.BAKE ? bake : health;
-        gate.results.push({ event, data: result });
-        progress = { phase: 'health' };
-        break;
-      }
-      case 'approval:requested':
-        approvalRequests.push({ event, data: data as pb.ApprovalRequestedEvent });
-        progress = { phase: 'approval' };
-        break;
-      case 'approval:completed':
-        approvalAnswers.push({ event, data: data as pb.ApprovalCompletedEvent });
-        break;
-      case 'notification:sent': {
-        const sent = data as pb.NotificationSentEvent;
-        notifications.push({
-          eventId: event.id,
-          at: event.time,
-          channel: sent.channel,
-          target: sent.target,
-          notifiedEventId: sent.notifiedEventId,
-          notifiedEventType: sent.notifiedEventType,
-          outcome: enumName(pb.NotificationOutcome, sent.outcome),
-          message: sent.message,
-        });
-        break;
-      }
-    }
+/**
+ * An event as a fold state keeps it: what the record reads of the envelope, and the payload
+ * without its deployment id; the correlation id only when it is not the deployment's.
+ */
+type SavedEvent = [
+  id: string,
+  type: string,
+  time: string,
+  causationId: string,
+  data: LoggedEvent['data'],
+  correlationId?: string,
+];
+
+function eventSaver(correlationId: string | undefined) {
+  return ({ event }: Folded<unknown>): SavedEvent => {
+    const { deploymentId: _, ...data } = event.data;
+    const saved: SavedEvent = [event.id, event.type, event.time, event.causationId, data];
+    if (event.correlationId !== correlationId) saved.push(event.correlationId);
+    return saved;
+  };
+}
+
+function eventLoader(deploymentCorrelationId: string) {
+  return <T>([id, type, time, causationId, data, correlationId]: SavedEvent): Folded<T> => {
+    const event: LoggedEvent = {
+      seq: 0,
+      id,
+      type,
+      source: '',
+      time,
+      correlationId: correlationId ?? deploymentCorrelationId,
+      causationId,
+      deploymentId: '',
+      priority: 'normal' as LoggedEvent['priority'],
+      stream: '',
+      entryId: '',
+      data,
+    };
+    return { event, data: payloadOf(event) as T };
+  };
+}
+
+/** A fold state as JSON-compatible data (its version included), to store beside the record. */
+export function saveFoldState(state: FoldState): unknown {
+  const saveEvent = eventSaver(state.first?.correlationId);
+  const gate = (g: GateEvents<unknown, unknown>) => [g.requests.map(saveEvent), g.results.map(saveEvent)];
+  const one = (f: Folded<unknown> | undefined) => (f ? saveEvent(f) : null);
+  return {
+    v: FOLD_STATE_VERSION,
+    last: state.last ?? null,
+    eventCount: state.eventCount,
+    ignored: state.ignored,
+    requests: [...state.requests],
+    answeredBy: [...state.answeredBy],
+    orphans: [...state.orphans],
+    first: state.first ?? null,
+    lastAt: state.lastAt ?? null,
+    started: one(state.started),
+    completed: one(state.completed),
+    failed: one(state.failed),
+    rollbackStart: one(state.rollbackStart),
+    rollbackEnd: one(state.rollbackEnd),
+    validation: gate(state.validation),
+    dependency: gate(state.dependency),
+    health: gate(state.health),
+    bake: gate(state.bake),
+    stageStarts: [...state.stageStarts.values()].map(saveEvent),
+    stageEnds: [...state.stageEnds.values()].map(saveEvent),
+    approvalRequests: state.approvalRequests.map(saveEvent),
+    approvalAnswers: state.approvalAnswers.map(saveEvent),
+    notifications: state.notifications,
+    progress: state.progress ?? null,
+  };
+}
+
+/**
+ * The fold state {@link saveFoldState} saved, or undefined when `saved` is not one of this
+ * version (older, newer or damaged): the caller folds all the events again then.
+ */
+export function loadFoldState(saved: unknown): FoldState | undefined {
+  // biome-ignore lint/suspicious/noExplicitAny: checked by version, and any damage throws below
+  const s = saved as any;
+  if (typeof s !== 'object' || s === null || s.v !== FOLD_STATE_VERSION) return undefined;
+  try {
+    const loadEvent = eventLoader(s.first?.correlationId ?? '');
+    const gate = <Req, Res>([requests, results]: [SavedEvent[], SavedEvent[]]): GateEvents<Req, Res> => ({
+      requests: requests.map((e) => loadEvent<Req>(e)),
+      results: results.map((e) => loadEvent<Res>(e)),
+    });
+    const one = <T>(e: SavedEvent | null) => (e ? loadEvent<T>(e) : undefined);
+    const stages = <T extends { stage: string }>(list: SavedEvent[]) =>
+      new Map(
+        list.map((e) => {
+          const folded = loadEvent<T>(e);
+          return [STAGE_TYPE.exec(folded.event.type)![1]!, folded] as const;
+        }),
+      );
+    return {
+      last: s.last ?? undefined,
+      eventCount: s.eventCount,
+      ignored: s.ignored,
+      requests: new Map(s.requests),
+      answeredBy: new Map(s.answeredBy),
+      orphans: new Set(s.orphans),
+      first: s.first ?? undefined,
+      lastAt: s.lastAt ?? undefined,
+      started: one(s.started),
+      completed: one(s.completed),
+      failed: one(s.failed),
+      rollbackStart: one(s.rollbackStart),
+      rollbackEnd: one(s.rollbackEnd),
+      validation: gate(s.validation),
+      dependency: gate(s.dependency),
+      health: gate(s.health),
+      bake: gate(s.bake),
+      stageStarts: stages(s.stageStarts),
+      stageEnds: stages(s.stageEnds),
+      approvalRequests: s.approvalRequests.map((e: SavedEvent) => loadEvent(e)),
+      approvalAnswers: s.approvalAnswers.map((e: SavedEvent) => loadEvent(e)),
+      notifications: s.notifications,
+      progress: s.progress ?? undefined,
+    };
+  } catch {
+    return undefined;
   }
+}
+
+/** The record of the events folded into `state`; undefined while none may change it. */
+export function recordOf(deploymentId: string, state: FoldState): UnifiedDeployment | undefined {
+  if (state.first === undefined || state.lastAt === undefined) return undefined;
+  const { started, completed, failed, rollbackStart, rollbackEnd, validation, dependency, health, bake } =
+    state;
+  const { stageStarts, stageEnds, approvalRequests, approvalAnswers, progress } = state;
 
   // Status: deployment:completed is final whatever else arrived; before it, the latest facts.
   let status: DeploymentStatusName;
@@ -652,7 +869,7 @@ function foldTrusted(
     status = rollbackEnd.data.status === pb.DeploymentStatus.SUCCESS ? 'ROLLED_BACK' : 'FAILURE';
   else if (rollbackStart) status = 'RUNNING';
   else if (failed) status = 'FAILURE';
-  else if (progress) status = 'RUNNING';
+  else if (progress !== undefined) status = 'RUNNING';
   else status = 'PENDING';
   const active = ACTIVE.includes(status);
 
@@ -743,14 +960,14 @@ function foldTrusted(
   else if (waitingFor) phase = 'approval';
   else if (openStage) phase = `stage:${openStage.stage}`;
   else if (blockedOn) phase = blockedOn.gate === 'dependency' ? 'dependencies' : blockedOn.gate;
-  else phase = progress?.phase ?? 'pending';
+  else phase = progress ?? 'pending';
 
   const validationRequest = validation.requests.at(-1);
   const validationResult = validation.results.at(-1);
   const dependencyRequest = dependency.requests.at(-1);
   const dependencyResult = dependency.results.at(-1);
 
-  const startedAt = started?.event.time ?? events[0]!.time;
+  const startedAt = started?.event.time ?? state.first.time;
   const finishedAt = completed?.event.time ?? null;
   const metrics = completed?.data.metrics;
   const stageServices = [...new Set(stages.flatMap((s) => s.services))];
@@ -840,7 +1057,7 @@ function foldTrusted(
         : null,
     approvals,
     waitingFor,
-    notifications,
+    notifications: [...state.notifications],
     failure: failed
       ? {
           at: failed.event.time,
@@ -853,7 +1070,7 @@ function foldTrusted(
     startedAt,
     finishedAt,
     durationMs: positive(completed?.data.totalDurationMs ?? 0) ?? durationBetween(startedAt, finishedAt),
-    correlationId: started?.event.correlationId ?? events[0]!.correlationId,
+    correlationId: started?.event.correlationId ?? state.first.correlationId,
     triggeredBy: started?.data.triggeredBy ?? '',
     previousVersion: firstNonEmpty(started?.data.previousVersion, rollbackStart?.data.previousVersion),
     kind: started?.data.kind === 'rollback' ? 'rollback' : 'deploy',
@@ -877,10 +1094,10 @@ function foldTrusted(
           eventsPublished: metrics.eventsPublished,
         }
       : null,
-    eventCount,
-    ignoredEvents,
-    // Sorted by time, so the last event is the latest.
-    lastEventAt: events.at(-1)!.time,
+    eventCount: state.eventCount,
+    ignoredEvents: [...state.ignored],
+    // Folded in time order, so the last trusted event is the latest.
+    lastEventAt: state.lastAt,
   };
 }
 

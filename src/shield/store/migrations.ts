@@ -89,5 +89,20 @@ export const createShieldProjection: StoreMigration = {
   },
 };
 
+/**
+ * The fold state beside each record (`fold_state`, JSON): the live projection folds a new event
+ * into it instead of folding all the deployment's events again. Null until the next recompute
+ * writes it (rows of before, or rows whose events were logged without folding them).
+ */
+export const addShieldFoldState: StoreMigration = {
+  name: '202612071800_shield_fold_state',
+  async up(db) {
+    await db.schema.alterTable('shield_deployments').addColumn('fold_state', 'text').execute();
+  },
+  async down(db) {
+    await db.schema.alterTable('shield_deployments').dropColumn('fold_state').execute();
+  },
+};
+
 /** Shield's migrations, in name order, for the registry in `src/store/migrations/index.ts`. */
-export const shieldMigrations: readonly StoreMigration[] = [createShieldProjection];
+export const shieldMigrations: readonly StoreMigration[] = [createShieldProjection, addShieldFoldState];

@@ -44,8 +44,17 @@ export interface ShieldDeploymentsTable {
   updated_at: EpochMs;
   /** The `UnifiedDeployment` record as JSON text. */
   record: string;
-  /** Bumped on every recompute; the update takes the row lock that serializes recomputes. */
+  /**
+   * Bumped by every write of the record or of the events it is folded from: the update takes the
+   * row lock that serializes them, and a fold state cached at revision r is current at r + 1
+   * (after this writer's own bump). A new row starts at a random revision.
+   */
   revision: Generated<number>;
+  /**
+   * The fold state the record was computed from (`saveFoldState`, JSON, with the service index
+   * written), or null: then the next event folds all the deployment's events again.
+   */
+  fold_state: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** Which services each deployment covered, for `GET /api/deployments?service=`. */

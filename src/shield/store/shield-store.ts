@@ -1,4 +1,5 @@
-import type { Insertable, Kysely, Transaction, Updateable } from 'kysely';
+import { randomInt } from 'node:crypto';
+import type { Insertable, Kysely, Selectable, Transaction } from 'kysely';
 import { BadInputError } from '../../errors/index.js';
 import type { DeploymentEvent } from '../../events/envelope.js';
 import { ORCHESTRATOR_SOURCE } from '../../events/sources.js';
@@ -7,11 +8,17 @@ import { type EventOrigin, eventRow, type LoggedEvent, loggedEventOf } from '../
 import {
   compareEvents,
   type DeploymentStatusName,
+  type FoldState,
   foldDeployment,
+  foldStep,
+  foldsInOrder,
   type IgnoredEvent,
+  loadFoldState,
+  recordOf,
+  saveFoldState,
   type UnifiedDeployment,
 } from '../record.js';
-import type { ShieldDeploymentsTable, ShieldEventsTable } from './schema.js';
+import type { ShieldDeploymentServicesTable, ShieldDeploymentsTable, ShieldEventsTable } from './schema.js';
 
 /** Filters of {@link ShieldStore.listDeployments}. Every filter is an exact match. */
 export interface DeploymentFilter {
@@ -72,7 +79,79 @@ export interface ShieldStoreOptions {
   now?: () => Date;
 }
 
-type Db = Kysely<Database> | Transaction<Database>;
+/** An event to log and fold, and where it was read from. */
+export interface EventToApply {
+  event: DeploymentEvent;
+  origin: EventOrigin;
+}
+
+/** The rows of `shield_deployment_services` a record's index holds. */
+interface ServiceIndex {
+  services: string[];
+  environment: string;
+  sortAt: number;
+}
+
+/** A record's `fold_state` column: its fold state and the service index written for it. */
+interface SavedProjection {
+  fold: unknown;
+  index: ServiceIndex;
+}
+
+/** A deployment's fold after a write, as this store last committed it. */
+interface CommittedFold {
+  /** The row's revision after the write. */
+  revision: number;
+  state: FoldState;
+  index: ServiceIndex;
+}
+
+/** What folding the new events of one deployment left. */
+interface Folding {
+  record: UnifiedDeployment | undefined;
+  ignored: IgnoredEvent[];
+  commit: CommittedFold | undefined;
+}
+
+/** The columns a fold writes besides the id. */
+type WrittenColumn = Exclude<keyof ShieldDeploymentsTable, 'id' | 'revision'>;
+
+/** Fold states kept in memory, by deployment (the least recently written are forgotten first). */
+const FOLD_CACHE_LIMIT = 2_000;
+
+/** Where a new row's revision starts: random, so a cached fold of a deleted row never matches. */
+function firstRevision(): number {
+  return randomInt(1, 2 ** 30);
+}
+
+/** The placeholder row an upsert creates before the record is computed (it takes the row lock). */
+function placeholderRow(id: string, eventTime: number): Insertable<ShieldDeploymentsTable> {
+  return {
+    id,
+    project: '',
+    version: '',
+    environment: '',
+    strategy: '',
+    correlation_id: '',
+    status: 'PENDING',
+    phase: 'pending',
+    sort_at: eventTime,
+    updated_at: eventTime,
+    record: '',
+    revision: firstRevision(),
+  };
+}
+
+function parseSaved(text: string | null): { state?: FoldState; index?: ServiceIndex } {
+  if (text === null || text === '') return {};
+  try {
+    const saved = JSON.parse(text) as SavedProjection;
+    const state = loadFoldState(saved.fold);
+    return state ? { state, index: saved.index } : {};
+  } catch {
+    return {};
+  }
+}
 
 const MAX_DEPLOYMENT_LIMIT = 200;
 const MAX_EVENT_LIMIT = 1000;
@@ -110,48 +189,115 @@ function checkLimit(limit: number, max: number): number {
  * Shield's tables: the event log (`shield_events`), the deployment records (`shield_deployments`)
  * and the services each deployment covered (`shield_deployment_services`).
  *
- * Logging an event and recomputing its deployment's record happen in one transaction that first
- * takes the deployment row's lock (an upsert bumping `revision`). Whoever takes the lock later sees
- * every event committed before, so concurrent consumers — in one process or several — always
- * leave the record computed from all the events.
+ * Logging events and folding them into their deployments' records happen in one transaction
+ * that first takes each deployment row's lock (an upsert bumping `revision`), in id order. Whoever
+ * takes the lock later sees every event and fold committed before, so concurrent consumers — in
+ * one process or several — always leave the record computed from all the events.
+ *
+ * Beside each record is its fold state (`fold_state`): an event that sorts after every event
+ * folded is folded into it (`foldStep`), O(1) in the deployment's history; an event that arrives
+ * out of fold order, or a row without a current fold state, folds all the deployment's logged
+ * events again. Either way the record is `foldDeployment` of all its logged events. Invariant:
+ * a `fold_state` covers exactly the deployment's logged events, so whoever logs events without
+ * folding them ({@link ShieldStore.logEvents}) clears it. The fold states this store wrote are
+ * also kept in memory, used while the row's revision shows no other writer since.
  */
 export class ShieldStore {
   readonly #db: Kysely<Database>;
   readonly #now: () => Date;
+  /** The folds this store committed, by deployment id, least recently written first. */
+  readonly #folds = new Map<string, CommittedFold>();
 
   constructor(db: Kysely<Database>, options: ShieldStoreOptions = {}) {
     this.#db = db;
     this.#now = options.now ?? (() => new Date());
   }
 
-  /** Logs an event (once, by id) and recomputes its deployment's record. */
+  /** Logs an event (once, by id) and folds it into its deployment's record. */
   async apply(event: DeploymentEvent, origin: EventOrigin): Promise<AppliedEvent> {
-    const row = eventRow(event, origin, this.#now().getTime());
-    return this.#db.transaction().execute(async (trx) => {
+    return (await this.applyBatch([{ event, origin }]))[0]!;
+  }
+
+  /**
+   * Logs events (each once, by id) and folds the new ones into their deployments' records, in one
+   * transaction; the results are in the order of `items`. An event logged before (a redelivery,
+   * or a duplicate in `items`) changes nothing: its record already holds it.
+   */
+  async applyBatch(items: readonly EventToApply[]): Promise<AppliedEvent[]> {
+    if (items.length === 0) return [];
+    const loggedAt = this.#now().getTime();
+    const rows = new Map<string, Insertable<ShieldEventsTable>>();
+    for (const { event, origin } of items) {
+      if (!rows.has(event.id)) rows.set(event.id, eventRow(event, origin, loggedAt));
+    }
+    // In id order, so two transactions logging the same events never wait for each other in a cycle.
+    const values = [...rows.values()].sort((a, b) => (a.event_id < b.event_id ? -1 : 1));
+    const { logged, fresh, folded } = await this.#db.transaction().execute(async (trx) => {
       const inserted = await trx
         .insertInto('shield_events')
-        .values(row)
+        .values(values)
         .onConflict((oc) => oc.column('event_id').doNothing())
-        .returning('seq')
-        .executeTakeFirst();
-      const stored = await trx
-        .selectFrom('shield_events')
-        .selectAll()
-        .where('event_id', '=', event.id)
-        .executeTakeFirstOrThrow();
-      const logged = loggedEventOf(stored);
-      if (logged.deploymentId === '') return { logged, inserted: inserted !== undefined, changed: false };
-      const { record, changed, ignored } = await this.#recompute(
-        trx,
-        logged.deploymentId,
-        Date.parse(logged.time),
-      );
+        .returning(['seq', 'event_id'])
+        .execute();
+      const logged = new Map<string, LoggedEvent>();
+      for (const { seq, event_id } of inserted) {
+        logged.set(event_id, loggedEventOf({ ...rows.get(event_id)!, seq } as Selectable<ShieldEventsTable>));
+      }
+      const fresh = new Set(logged.keys());
+      const known = [...rows.keys()].filter((id) => !fresh.has(id));
+      if (known.length > 0) {
+        const stored = await trx
+          .selectFrom('shield_events')
+          .selectAll()
+          .where('event_id', 'in', known)
+          .execute();
+        for (const row of stored) logged.set(row.event_id, loggedEventOf(row));
+      }
+      const byDeployment = new Map<string, LoggedEvent[]>();
+      for (const id of fresh) {
+        const event = logged.get(id)!;
+        if (event.deploymentId === '') continue;
+        const list = byDeployment.get(event.deploymentId);
+        if (list) list.push(event);
+        else byDeployment.set(event.deploymentId, [event]);
+      }
+      return { logged, fresh, folded: await this.#fold(trx, byDeployment, false) };
+    });
+    for (const [id, folding] of folded) this.#remember(id, folding.commit);
+
+    // Records of deployments that only had events logged before: as stored.
+    const unchanged = [
+      ...new Set(
+        [...logged.values()].flatMap((e) =>
+          e.deploymentId !== '' && !folded.has(e.deploymentId) ? [e.deploymentId] : [],
+        ),
+      ),
+    ];
+    const stored = new Map<string, UnifiedDeployment>();
+    if (unchanged.length > 0) {
+      const records = await this.#db
+        .selectFrom('shield_deployments')
+        .select(['id', 'record'])
+        .where('id', 'in', unchanged)
+        .execute();
+      for (const row of records) {
+        if (row.record !== '') stored.set(row.id, JSON.parse(row.record) as UnifiedDeployment);
+      }
+    }
+
+    return items.map(({ event }) => {
+      const loggedEvent = logged.get(event.id)!;
+      const inserted = fresh.has(event.id);
+      if (loggedEvent.deploymentId === '') return { logged: loggedEvent, inserted, changed: false };
+      const folding = folded.get(loggedEvent.deploymentId);
+      const record = folding ? folding.record : stored.get(loggedEvent.deploymentId);
+      const ignored = folding?.ignored ?? record?.ignoredEvents ?? [];
       return {
-        logged,
-        inserted: inserted !== undefined,
+        logged: loggedEvent,
+        inserted,
         record,
-        changed,
-        ignored: ignored.find((i) => i.eventId === logged.id),
+        changed: inserted && folding?.record !== undefined,
+        ignored: ignored.find((i) => i.eventId === loggedEvent.id),
       };
     });
   }
@@ -163,17 +309,36 @@ export class ShieldStore {
     const rows: Insertable<ShieldEventsTable>[] = events.map(({ event, origin }) =>
       eventRow(event, origin, loggedAt),
     );
-    const result = await this.#db
-      .insertInto('shield_events')
-      .values(rows)
-      .onConflict((oc) => oc.column('event_id').doNothing())
-      .executeTakeFirst();
-    return Number(result.numInsertedOrUpdatedRows ?? 0);
+    const inserted = await this.#db.transaction().execute(async (trx) => {
+      const inserted = await trx
+        .insertInto('shield_events')
+        .values(rows)
+        .onConflict((oc) => oc.column('event_id').doNothing())
+        .returning('deployment_id')
+        .execute();
+      // These events are not folded: their records' fold states no longer cover the log.
+      const ids = [...new Set(inserted.map((r) => r.deployment_id))].filter((id) => id !== '');
+      if (ids.length > 0) {
+        await trx
+          .updateTable('shield_deployments')
+          .set((eb) => ({ fold_state: null, revision: eb(eb.ref('revision'), '+', 1) }))
+          .where('id', 'in', ids)
+          .execute();
+      }
+      return inserted.length;
+    });
+    return inserted;
   }
 
-  /** Recomputes one deployment's record from the log. */
+  /** Recomputes one deployment's record from the log (all its events folded again). */
   async recompute(deploymentId: string): Promise<UnifiedDeployment | undefined> {
-    return this.#db.transaction().execute(async (trx) => (await this.#recompute(trx, deploymentId)).record);
+    const folding = await this.#db
+      .transaction()
+      .execute(
+        async (trx) => (await this.#fold(trx, new Map([[deploymentId, []]]), true)).get(deploymentId)!,
+      );
+    this.#remember(deploymentId, folding.commit);
+    return folding.record;
   }
 
   /** Every deployment id in the event log. */
@@ -214,6 +379,7 @@ export class ShieldStore {
 
   /** Empties the projection: the event log, the records and the service index (for tests). */
   async clear(): Promise<void> {
+    this.#folds.clear();
     await this.#db.transaction().execute(async (trx) => {
       await trx.deleteFrom('shield_deployment_services').execute();
       await trx.deleteFrom('shield_deployments').execute();
@@ -333,81 +499,189 @@ export class ShieldStore {
     return Number(row.count);
   }
 
-  async #recompute(
-    trx: Db,
-    deploymentId: string,
-    eventTime = this.#now().getTime(),
-  ): Promise<{ record?: UnifiedDeployment; changed: boolean; ignored: IgnoredEvent[] }> {
-    // Creates the row or bumps its revision: either way this transaction now holds the row lock.
-    await trx
+  /**
+   * Folds each deployment's new events into its record (all its logged events when `full`, when
+   * they do not come in fold order, or when its fold state is missing) and writes the record, its
+   * fold state and its service index. Runs inside the caller's transaction.
+   */
+  async #fold(
+    trx: Transaction<Database>,
+    newEvents: ReadonlyMap<string, LoggedEvent[]>,
+    full: boolean,
+  ): Promise<Map<string, Folding>> {
+    const result = new Map<string, Folding>();
+    const ids = [...newEvents.keys()].sort();
+    if (ids.length === 0) return result;
+    const now = this.#now().getTime();
+    // Creates the rows or bumps their revisions, in id order: this transaction now holds their locks.
+    const locked = await trx
       .insertInto('shield_deployments')
-      .values({
-        id: deploymentId,
-        project: '',
-        version: '',
-        environment: '',
-        strategy: '',
-        correlation_id: '',
-        status: 'PENDING',
-        phase: 'pending',
-        sort_at: eventTime,
-        updated_at: eventTime,
-        record: '',
-      })
+      .values(
+        ids.map((id) =>
+          placeholderRow(id, newEvents.get(id)![0] ? Date.parse(newEvents.get(id)![0]!.time) : now),
+        ),
+      )
       .onConflict((oc) =>
         oc
           .column('id')
           .doUpdateSet((eb) => ({ revision: eb(eb.ref('shield_deployments.revision'), '+', 1) })),
       )
+      .returning(['id', 'revision'])
       .execute();
-    const previous = await trx
-      .selectFrom('shield_deployments')
-      .select('record')
-      .where('id', '=', deploymentId)
-      .executeTakeFirstOrThrow();
-    const rows = await trx
-      .selectFrom('shield_events')
-      .selectAll()
-      .where('deployment_id', '=', deploymentId)
-      .execute();
-    const { record, ignored } = foldDeployment(deploymentId, rows.map(loggedEventOf));
-    if (!record) {
-      await trx.deleteFrom('shield_deployment_services').where('deployment_id', '=', deploymentId).execute();
-      await trx.deleteFrom('shield_deployments').where('id', '=', deploymentId).execute();
-      return { changed: previous.record !== '', ignored };
+    const revisions = new Map(locked.map((r) => [r.id, Number(r.revision)]));
+
+    const previous = new Map<string, { state?: FoldState; index?: ServiceIndex }>();
+    const unknown: string[] = [];
+    for (const id of ids) {
+      // Taken out: a transaction that fails leaves nothing behind in memory.
+      const cached = this.#folds.get(id);
+      this.#folds.delete(id);
+      if (cached && cached.revision + 1 === revisions.get(id)) previous.set(id, cached);
+      else unknown.push(id);
     }
-    const text = JSON.stringify(record);
-    if (text === previous.record) return { record, changed: false, ignored };
-    const sortAt = Date.parse(record.startedAt ?? record.lastEventAt);
-    const columns: Updateable<ShieldDeploymentsTable> = {
-      project: record.project,
-      version: record.version,
-      environment: record.environment,
-      strategy: record.strategy,
-      status: record.status,
-      phase: record.phase,
-      correlation_id: record.correlationId,
-      started_at: record.startedAt === null ? null : Date.parse(record.startedAt),
-      finished_at: record.finishedAt === null ? null : Date.parse(record.finishedAt),
-      sort_at: sortAt,
-      updated_at: Date.parse(record.lastEventAt),
-      record: text,
-    };
-    await trx.updateTable('shield_deployments').set(columns).where('id', '=', deploymentId).execute();
-    await trx.deleteFrom('shield_deployment_services').where('deployment_id', '=', deploymentId).execute();
-    if (record.services.length > 0) {
+    if (unknown.length > 0) {
+      const saved = await trx
+        .selectFrom('shield_deployments')
+        .select(['id', 'fold_state'])
+        .where('id', 'in', unknown)
+        .execute();
+      for (const row of saved) previous.set(row.id, parseSaved(row.fold_state));
+    }
+
+    const states = new Map<string, FoldState>();
+    const refold: string[] = [];
+    for (const id of ids) {
+      const state = full ? undefined : previous.get(id)?.state;
+      const events = [...newEvents.get(id)!].sort(compareEvents);
+      const inOrder =
+        state !== undefined &&
+        events.every((event) => {
+          if (!foldsInOrder(state, event)) return false;
+          foldStep(state, event);
+          return true;
+        });
+      if (inOrder) states.set(id, state);
+      else refold.push(id);
+    }
+    if (refold.length > 0) {
+      const rows = await trx
+        .selectFrom('shield_events')
+        .selectAll()
+        .where('deployment_id', 'in', refold)
+        .execute();
+      const logged = new Map<string, LoggedEvent[]>(refold.map((id) => [id, []]));
+      for (const row of rows) logged.get(row.deployment_id)!.push(loggedEventOf(row));
+      for (const [id, events] of logged) states.set(id, foldDeployment(id, events).state);
+    }
+
+    const written: Insertable<ShieldDeploymentsTable>[] = [];
+    const services: Insertable<ShieldDeploymentServicesTable>[] = [];
+    for (const id of ids) {
+      const state = states.get(id)!;
+      const record = recordOf(id, state);
+      if (!record) {
+        await trx.deleteFrom('shield_deployment_services').where('deployment_id', '=', id).execute();
+        await trx.deleteFrom('shield_deployments').where('id', '=', id).execute();
+        result.set(id, { record, ignored: [...state.ignored], commit: undefined });
+        continue;
+      }
+      const index: ServiceIndex = {
+        services: [...new Set(record.services)],
+        environment: record.environment,
+        sortAt: Date.parse(record.startedAt ?? record.lastEventAt),
+      };
+      const saved: SavedProjection = { fold: saveFoldState(state), index };
+      written.push({
+        id,
+        project: record.project,
+        version: record.version,
+        environment: record.environment,
+        strategy: record.strategy,
+        status: record.status,
+        phase: record.phase,
+        correlation_id: record.correlationId,
+        started_at: record.startedAt === null ? null : Date.parse(record.startedAt),
+        finished_at: record.finishedAt === null ? null : Date.parse(record.finishedAt),
+        sort_at: index.sortAt,
+        updated_at: Date.parse(record.lastEventAt),
+        record: JSON.stringify(record),
+        fold_state: JSON.stringify(saved),
+      });
+      services.push(...(await this.#reindex(trx, id, previous.get(id)?.index, index)));
+      result.set(id, {
+        record,
+        ignored: record.ignoredEvents,
+        commit: { revision: revisions.get(id)!, state, index },
+      });
+    }
+    if (written.length > 0) {
+      // Every row exists (this transaction locked it): one statement updates them all.
       await trx
-        .insertInto('shield_deployment_services')
-        .values(
-          [...new Set(record.services)].map((service) => ({
-            deployment_id: deploymentId,
-            service,
-            environment: record.environment,
-            sort_at: sortAt,
-          })),
+        .insertInto('shield_deployments')
+        .values(written)
+        .onConflict((oc) =>
+          oc.column('id').doUpdateSet((eb) => {
+            const columns = Object.keys(written[0]!).filter((c) => c !== 'id') as WrittenColumn[];
+            return Object.fromEntries(columns.map((c) => [c, eb.ref(`excluded.${c}`)]));
+          }),
         )
         .execute();
     }
-    return { record, changed: true, ignored };
+    if (services.length > 0) {
+      await trx
+        .insertInto('shield_deployment_services')
+        .values(services)
+        .onConflict((oc) => oc.columns(['deployment_id', 'service']).doNothing())
+        .execute();
+    }
+    return result;
+  }
+
+  /**
+   * Brings a deployment's service index from `before` (unknown: rewritten whole) to `after`;
+   * returns the rows to insert. A new event rarely changes the services, so usually nothing.
+   */
+  async #reindex(
+    trx: Transaction<Database>,
+    deploymentId: string,
+    before: ServiceIndex | undefined,
+    after: ServiceIndex,
+  ): Promise<Insertable<ShieldDeploymentServicesTable>[]> {
+    const row = (service: string) => ({
+      deployment_id: deploymentId,
+      service,
+      environment: after.environment,
+      sort_at: after.sortAt,
+    });
+    if (!before) {
+      await trx.deleteFrom('shield_deployment_services').where('deployment_id', '=', deploymentId).execute();
+      return after.services.map(row);
+    }
+    const removed = before.services.filter((s) => !after.services.includes(s));
+    if (removed.length > 0) {
+      await trx
+        .deleteFrom('shield_deployment_services')
+        .where('deployment_id', '=', deploymentId)
+        .where('service', 'in', removed)
+        .execute();
+    }
+    if (before.environment !== after.environment || before.sortAt !== after.sortAt) {
+      await trx
+        .updateTable('shield_deployment_services')
+        .set({ environment: after.environment, sort_at: after.sortAt })
+        .where('deployment_id', '=', deploymentId)
+        .execute();
+    }
+    return after.services.filter((s) => !before.services.includes(s)).map(row);
+  }
+
+  /** Keeps a committed fold in memory (unless an older write finished after a newer one). */
+  #remember(deploymentId: string, commit: CommittedFold | undefined): void {
+    if (!commit) return;
+    const current = this.#folds.get(deploymentId);
+    if (current && current.revision >= commit.revision) return;
+    this.#folds.delete(deploymentId);
+    this.#folds.set(deploymentId, commit);
+    if (this.#folds.size > FOLD_CACHE_LIMIT) this.#folds.delete(this.#folds.keys().next().value!);
   }
 }
