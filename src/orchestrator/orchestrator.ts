@@ -198,7 +198,7 @@ export class Orchestrator {
       handler: async (event) => {
         if (!event.causationId) return;
         const payload = toJson(resolveEventType(event.type).schema, event.data as never) as JsonObject;
-        await this.db
+        const inserted = await this.db
           .insertInto('orchestrator_gate_results')
           .values({
             request_event_id: event.causationId,
@@ -209,8 +209,11 @@ export class Orchestrator {
             received_at: Date.now(),
           })
           .onConflict((oc) => oc.column('request_event_id').doNothing())
-          .execute();
-        this.results.emit(event.causationId);
+          .executeTakeFirst();
+        // The saga of this process takes the result as it is (no query); a duplicate wakes it to
+        // read the first one stored.
+        const first = Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1;
+        this.results.emit(event.causationId, first ? { eventId: event.id, payload } : undefined);
       },
     });
     if (this.options.incidentRules)

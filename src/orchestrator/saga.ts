@@ -234,7 +234,7 @@ export class DeploymentSaga {
         },
       });
       state.started = true;
-      await this.setPhase('validation');
+      await this.setPhase('validation', true);
     }
     // A rollback to an earlier release: that version passed both gates and its approvals when it
     // was released there; restoring it waits for neither.
@@ -298,7 +298,7 @@ export class DeploymentSaga {
     let current: ApprovalState | undefined = state.approvals[gate];
     if (!current?.outcome) {
       this.throwIfCancelled();
-      await this.setPhase('approval');
+      await this.setPhase('approval', true);
       if (!current) {
         const now = Date.now();
         current = {
@@ -431,7 +431,7 @@ export class DeploymentSaga {
     let current = state.gates[gate];
     if (current?.verdict) return this.judge(gate);
     this.throwIfCancelled();
-    await this.setPhase(gate === 'dependency' ? 'dependencies' : gate);
+    await this.setPhase(gate === 'dependency' ? 'dependencies' : gate, true);
     if (!current) {
       const timeoutMs = this.gateTimeoutMs(gate);
       current = {
@@ -470,7 +470,8 @@ export class DeploymentSaga {
     // Keptn's distinction: the checks not running at all is not the same as them failing.
     if (execution && execution !== 'SUCCEEDED') current.verdict = execution;
     else if (result.rollbackRecommended === true) current.verdict = `${current.verdict}:ROLLBACK`;
-    await this.save();
+    // Saved with the next step (or the failure): a crash before it reads the result again.
+    this.saveSoon();
     this.judge(gate);
   }
 
@@ -512,7 +513,7 @@ export class DeploymentSaga {
 
   private async runStages(): Promise<void> {
     const { state } = this.record;
-    await this.setPhase('stages');
+    await this.setPhase('stages', true);
     for (const wave of this.waves) {
       this.throwIfCancelled();
       const todo = wave.filter((s) => state.stages[s.name]?.status !== 'succeeded');
@@ -524,7 +525,7 @@ export class DeploymentSaga {
           stage.approval,
           `the plan asks for an approval before stage ${stage.name} deploys ${this.record.version}`,
         );
-        await this.setPhase('stages');
+        await this.setPhase('stages', true);
       }
       const outcomes = await Promise.allSettled(todo.map((stage) => this.runStage(stage)));
       const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
@@ -857,11 +858,13 @@ export class DeploymentSaga {
     if (this.cancel.signal.aborted) throw new Cancelled('cancelled');
   }
 
-  private async setPhase(phase: Phase): Promise<void> {
+  /** Sets the phase and saves it; `soon` when the step that follows saves at once (or waits). */
+  private async setPhase(phase: Phase, soon = false): Promise<void> {
     if (this.record.phase === phase) return;
     this.record.phase = phase;
     if (this.record.status === 'PENDING') this.record.status = 'RUNNING';
-    await this.save();
+    if (soon) this.saveSoon();
+    else await this.save();
   }
 
   /**

@@ -4,7 +4,10 @@ import type { EventEmitter } from 'node:events';
 export interface PollUntilOptions<T> {
   /** Reads the store; undefined while there is nothing yet. */
   query: () => Promise<T | undefined>;
-  /** Emits `key` when this process records what the query looks for (a local result). */
+  /**
+   * Emits `key` when this process records what the query looks for (a local result), with what
+   * the query would find as its argument when the emitter has it: then no query follows.
+   */
   events: EventEmitter;
   key: string;
   deadlineAt: number;
@@ -23,28 +26,30 @@ export interface PollUntilOptions<T> {
 export async function pollUntil<T>(options: PollUntilOptions<T>): Promise<T | undefined> {
   const { events, key, signal } = options;
   for (;;) {
-    let wake = () => {};
-    const woken = new Promise<void>((resolve) => {
+    let wake: (found?: T) => void = () => {};
+    const woken = new Promise<T | undefined>((resolve) => {
       wake = resolve;
     });
     events.once(key, wake);
-    signal.addEventListener('abort', wake, { once: true });
+    const aborted = () => wake();
+    signal.addEventListener('abort', aborted, { once: true });
     let timer: NodeJS.Timeout | undefined;
     try {
       const found = await options.query();
       if (found !== undefined) return found;
       if (signal.aborted || Date.now() >= options.deadlineAt) return undefined;
       const waitMs = Math.min(options.pollMs, Math.max(1, options.deadlineAt - Date.now()));
-      await Promise.race([
+      const handed = await Promise.race([
         woken,
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, waitMs);
+        new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), waitMs);
         }),
       ]);
+      if (handed !== undefined) return handed;
     } finally {
       clearTimeout(timer);
       events.off(key, wake);
-      signal.removeEventListener('abort', wake);
+      signal.removeEventListener('abort', aborted);
     }
     await options.between?.();
   }

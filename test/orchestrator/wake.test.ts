@@ -30,6 +30,31 @@ describe('pollUntil (how a gate waits for its result)', () => {
     expect(events.listenerCount('req-1')).toBe(0);
   }, 20_000);
 
+  it('takes a result handed over with the wake-up as it is: no query and no check between', async () => {
+    const events = new EventEmitter();
+    let queries = 0;
+    let between = 0;
+    const waiting = pollUntil<string>({
+      query: async () => {
+        queries++;
+        return undefined;
+      },
+      events,
+      key: 'req-4',
+      deadlineAt: Date.now() + 600_000,
+      signal: new AbortController().signal,
+      pollMs: 600_000,
+      between: async () => {
+        between++;
+      },
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    events.emit('req-4', 'ALL_HEALTHY');
+    expect(await waiting).toBe('ALL_HEALTHY');
+    expect([queries, between]).toEqual([1, 0]);
+    expect(events.listenerCount('req-4')).toBe(0);
+  });
+
   it('stops at an abort and at the deadline, leaving no listener behind', async () => {
     const events = new EventEmitter();
     const abort = new AbortController();
