@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
-import { loadSettings } from '../runtime/config.js';
 import { apiRequest } from './client.js';
-import { whoAmI } from './deploy.js';
+import { whoAmI } from './shared.js';
 
 const EXIT_CODES =
   '\nExit codes: 0 answered, 1 unknown deployment, nothing to answer (409) or no server,\n2 bad input.';
@@ -33,6 +32,8 @@ export function registerApprovalCommands(program: Command): void {
       .option('--json', 'print JSON')
       .addHelpText('after', EXIT_CODES)
       .action(async (id: string, options: { comment?: string; json?: boolean }) => {
+        // Imported here: settings parsing loads zod and pino, which registration must not.
+        const { loadSettings } = await import('../runtime/config.js');
         const result = await apiRequest<{ id: string; status: string }>(
           loadSettings(),
           'POST',

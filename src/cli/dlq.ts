@@ -1,45 +1,6 @@
 import type { Command } from 'commander';
-import { openEventBus } from '../bus/open.js';
-import { replayFailedEvents } from '../dlq/index.js';
-import { BadInputError, NotFoundError } from '../errors/index.js';
-import { loadSettings } from '../runtime/config.js';
-import { createLogger } from '../runtime/logging.js';
-import { type FailedEvent, FailedEventStore, openStore } from '../store/index.js';
-import { whoAmI } from './deploy.js';
-import { announceBackend } from './shared.js';
 
-async function openDlq() {
-  const settings = loadSettings();
-  const logger = createLogger({
-    name: 'cli',
-    level: settings.logLevel === 'info' ? 'warn' : settings.logLevel,
-  });
-  const store = await openStore({ databaseUrl: settings.databaseUrl, dataDir: settings.dataDir, logger });
-  if (process.env.MATERI_QUIET !== '1')
-    process.stderr.write(`materi: store ${store.dialect} ${store.describe()}\n`);
-  return { settings, logger, store, failedEvents: new FailedEventStore(store.db) };
-}
-
-function toJson(row: FailedEvent): Record<string, unknown> {
-  return {
-    ...row,
-    firstFailedAt: row.firstFailedAt.toISOString(),
-    lastFailedAt: row.lastFailedAt.toISOString(),
-    replayedAt: row.replayedAt?.toISOString(),
-    createdAt: row.createdAt.toISOString(),
-  };
-}
-
-const DURATION = /^(\d+)(ms|s|m|h|d)$/;
-const UNIT = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-
-function parseAge(value: string): number {
-  const match = DURATION.exec(value.trim());
-  if (!match)
-    throw new BadInputError(`--older-than: expected a duration like 30m, 12h or 7d, got "${value}"`);
-  return Number(match[1]) * UNIT[match[2] as keyof typeof UNIT];
-}
-
+/** `materi dlq …`; what the commands do is in dlq-actions.ts, loaded when one runs. */
 export function registerDlqCommands(program: Command): void {
   const dlq = program.command('dlq').description('inspect, replay and purge dead-lettered events');
 
@@ -50,83 +11,18 @@ export function registerDlqCommands(program: Command): void {
     .option('--status <status>', 'dead, replayed or purged (default: dead and replayed)')
     .option('--limit <n>', 'at most n rows (default 100)')
     .option('--json', 'print JSON')
-    .action(async (options: { group?: string; status?: string; limit?: string; json?: boolean }) => {
-      if (options.status && !['dead', 'replayed', 'purged'].includes(options.status)) {
-        throw new BadInputError(`--status must be dead, replayed or purged, got "${options.status}"`);
-      }
-      const { store, failedEvents } = await openDlq();
-      try {
-        const rows = await failedEvents.list({
-          group: options.group,
-          status: options.status as FailedEvent['status'] | undefined,
-          limit: options.limit === undefined ? undefined : Number(options.limit),
-        });
-        if (options.json) {
-          process.stdout.write(`${JSON.stringify(rows.map(toJson))}\n`);
-          return;
-        }
-        if (rows.length === 0) {
-          process.stdout.write('no dead-lettered events\n');
-          return;
-        }
-        const lines = rows.map((r) =>
-          [
-            r.id,
-            r.status.padEnd(8),
-            r.group.padEnd(28),
-            (r.eventType || '-').padEnd(32),
-            String(r.attempts).padStart(3),
-            r.lastFailedAt.toISOString(),
-            r.error.replace(/\s+/g, ' ').slice(0, 80),
-          ].join('  '),
-        );
-        process.stdout.write(
-          `${['ID          ', 'STATUS  ', 'GROUP'.padEnd(28), 'TYPE'.padEnd(32), 'TRY', 'LAST FAILURE'.padEnd(24), 'ERROR'].join('  ')}\n${lines.join('\n')}\n`,
-        );
-      } finally {
-        await store.close();
-      }
-    });
+    .action(async (options: { group?: string; status?: string; limit?: string; json?: boolean }) =>
+      (await import('./dlq-actions.js')).list(options),
+    );
 
   dlq
     .command('show')
     .description('show one dead-lettered event with its error, stack and payload')
     .argument('<id>', 'failed event id (from materi dlq list)')
     .option('--json', 'print JSON')
-    .action(async (id: string, options: { json?: boolean }) => {
-      const { store, failedEvents } = await openDlq();
-      try {
-        const row = await failedEvents.get(id);
-        if (!row) throw new NotFoundError(`no failed event with id ${id} (see materi dlq list)`);
-        if (options.json) {
-          process.stdout.write(`${JSON.stringify(toJson(row))}\n`);
-          return;
-        }
-        const out = [
-          `id:             ${row.id}`,
-          `status:         ${row.status}${row.replayedAt ? ` (replayed ${row.replayCount}x, last ${row.replayedAt.toISOString()})` : ''}`,
-          `group:          ${row.group}`,
-          `consumer:       ${row.consumer}`,
-          `event:          ${row.eventType || '-'} ${row.eventId || ''}`,
-          `deployment:     ${row.deploymentId || '-'}`,
-          `correlation:    ${row.correlationId || '-'}`,
-          `source:         ${row.sourceStream} ${row.entryId}`,
-          `attempts:       ${row.attempts}`,
-          `first failure:  ${row.firstFailedAt.toISOString()}`,
-          `last failure:   ${row.lastFailedAt.toISOString()}`,
-          `error:          ${row.error}`,
-          '',
-          'stack:',
-          row.stack || '(none)',
-          '',
-          'payload:',
-          JSON.stringify(row.fields, null, 2),
-        ];
-        process.stdout.write(`${out.join('\n')}\n`);
-      } finally {
-        await store.close();
-      }
-    });
+    .action(async (id: string, options: { json?: boolean }) =>
+      (await import('./dlq-actions.js')).show(id, options),
+    );
 
   dlq
     .command('replay')
@@ -135,30 +31,9 @@ export function registerDlqCommands(program: Command): void {
     .option('--all', 'every event still dead (with --group: of that group)')
     .option('--group <group>', 'with --all: only this consumer group')
     .option('--json', 'print JSON')
-    .action(async (ids: string[], options: { all?: boolean; group?: string; json?: boolean }) => {
-      if (options.all && ids.length > 0) throw new BadInputError('give ids or --all, not both');
-      if (!options.all && ids.length === 0) throw new BadInputError('give a failed event id, or --all');
-      if (options.group && !options.all) throw new BadInputError('--group works with --all');
-      const { settings, logger, store, failedEvents } = await openDlq();
-      const bus = await openEventBus(settings, { logger, source: 'materi/cli' });
-      announceBackend(bus);
-      try {
-        const results = await replayFailedEvents(
-          bus,
-          failedEvents,
-          options.all ? { all: true, group: options.group } : { ids },
-          whoAmI(),
-        );
-        if (options.json) process.stdout.write(`${JSON.stringify(results)}\n`);
-        else if (results.length === 0) process.stdout.write('nothing to replay\n');
-        else
-          for (const r of results)
-            process.stdout.write(`replayed ${r.id} to ${r.group} (entry ${r.replayEntryId})\n`);
-      } finally {
-        await bus.close();
-        await store.close();
-      }
-    });
+    .action(async (ids: string[], options: { all?: boolean; group?: string; json?: boolean }) =>
+      (await import('./dlq-actions.js')).replay(ids, options),
+    );
 
   dlq
     .command('purge')
@@ -166,16 +41,7 @@ export function registerDlqCommands(program: Command): void {
     .option('--older-than <age>', 'only events whose last failure is older, e.g. 7d, 12h, 30m')
     .option('--group <group>', 'only this consumer group')
     .option('--json', 'print JSON')
-    .action(async (options: { olderThan?: string; group?: string; json?: boolean }) => {
-      const olderThan = options.olderThan ? new Date(Date.now() - parseAge(options.olderThan)) : undefined;
-      const { store, failedEvents } = await openDlq();
-      try {
-        const purged = await failedEvents.purge({ olderThan, group: options.group });
-        process.stdout.write(
-          options.json ? `${JSON.stringify({ purged })}\n` : `purged ${purged} event(s)\n`,
-        );
-      } finally {
-        await store.close();
-      }
-    });
+    .action(async (options: { olderThan?: string; group?: string; json?: boolean }) =>
+      (await import('./dlq-actions.js')).purge(options),
+    );
 }

@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { MateriError } from '../errors/index.js';
-import { registerShieldCommands } from '../shield/index.js';
+import { registerShieldCommands } from '../shield/cli.js';
 import { registerApprovalCommands } from './approve.js';
 import { registerDeployCommands } from './deploy.js';
 import { registerDlqCommands } from './dlq.js';
@@ -11,6 +11,9 @@ import { registerTokenCommands } from './token.js';
 import { registerUpCommand } from './up.js';
 import { registerWorkersCommand } from './workers.js';
 
+// Registration (names, options, help) must stay cheap: `materi --help` and `plan validate` load none
+// of the backends. Each command's action imports its implementation when it runs
+// (test/cli/lazy-loading.test.ts checks what they load).
 const program = new Command('materi')
   .description('Materi Deploy: event-driven deployment coordinator (Redis Streams, Printery workers, Shield)')
   .version(process.env.npm_package_version ?? '0.1.0')

@@ -1,5 +1,18 @@
+import { hostname, userInfo } from 'node:os';
 import type { EventBus } from '../bus/open.js';
 import { BadInputError } from '../errors/index.js';
+
+// The commands' registration imports this module, and it must stay cheap (see main.ts): nothing
+// here may import a backend, a driver or a server.
+
+/** The actor a CLI command names in its requests: `user@host`. */
+export function whoAmI(): string {
+  try {
+    return `${userInfo().username}@${hostname()}`;
+  } catch {
+    return `cli@${hostname()}`;
+  }
+}
 
 /** Commander option parser that collects repeated values. */
 export function collect(value: string, previous: string[]): string[] {

@@ -1,14 +1,12 @@
 import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
 import { UnknownEventTypeError } from '../errors/index.js';
 import * as pb from './gen/materi/events/v1/deployment_events_pb.js';
+import { STAGE_NAME_PATTERN } from './streams.js';
 
 /** Handling priority as written in the `priority` field of a stream entry. */
 export type PriorityName = 'LOW' | 'NORMAL' | 'HIGH' | 'CRITICAL';
 
 export const PRIORITY_RANK: Record<PriorityName, number> = { LOW: 0, NORMAL: 1, HIGH: 2, CRITICAL: 3 };
-
-/** A stage name may appear in a stream key, so it is restricted to a safe alphabet. */
-export const STAGE_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** The payload type of each fixed event type. */
 export interface FixedEventDataMap {

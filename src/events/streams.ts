@@ -7,6 +7,12 @@
 
 export const DEFAULT_STREAM_PREFIX = 'materi:events:deployment';
 
+/**
+ * A stage name may appear in a stream key, so it is restricted to a safe alphabet. (Here, not in
+ * the catalog, so the plan parser can check names without loading the generated event types.)
+ */
+export const STAGE_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
 /** Stream key of an event type: `<prefix>:<type>`. */
 export function streamKey(prefix: string, type: string): string {
   return `${prefix}:${type}`;

@@ -1,13 +1,11 @@
 import type { Command } from 'commander';
-import { openEventBus } from '../bus/open.js';
-import { streamReaderFor } from '../bus/stream-reader.js';
 import { announceBackend } from '../cli/shared.js';
-import { loadSettings } from '../runtime/config.js';
-import { createLogger } from '../runtime/logging.js';
-import { openStore } from '../store/index.js';
-import { type RebuildShieldResult, rebuildShield, recomputeShieldRecords } from './rebuild.js';
+import type { RebuildShieldResult } from './rebuild.js';
 
-/** `materi shield …`: maintenance of Shield's projection. */
+/**
+ * `materi shield …`: maintenance of Shield's projection. The CLI registers these with every other
+ * command, so what they run (store, bus, rebuild) is imported only when one runs.
+ */
 export function registerShieldCommands(program: Command): void {
   const shield = program.command('shield').description("Shield's deployment records, history and dashboard");
 
@@ -20,6 +18,10 @@ export function registerShieldCommands(program: Command): void {
     .option('--from-log', "recompute the records from Shield's own event log only (streams untouched)")
     .option('--json', 'print the result as JSON')
     .action(async (options: { fromLog?: boolean; json?: boolean }) => {
+      const { loadSettings } = await import('../runtime/config.js');
+      const { createLogger } = await import('../runtime/logging.js');
+      const { openStore } = await import('../store/index.js');
+      const { rebuildShield, recomputeShieldRecords } = await import('./rebuild.js');
       const settings = loadSettings();
       const logger = createLogger({
         name: 'shield',
@@ -39,6 +41,8 @@ export function registerShieldCommands(program: Command): void {
           );
           return;
         }
+        const { openEventBus } = await import('../bus/open.js');
+        const { streamReaderFor } = await import('../bus/stream-reader.js');
         const bus = await openEventBus(settings, { logger, source: 'materi/shield' });
         announceBackend(bus);
         try {

@@ -1,4 +1,4 @@
-import { STAGE_NAME_PATTERN } from '../../events/catalog.js';
+import { STAGE_NAME_PATTERN } from '../../events/streams.js';
 import { formatDuration } from './duration.js';
 import type { PathIssue } from './issues.js';
 import { type ParsedPlan, SERVICE_NAME_PATTERN } from './schema.js';
