@@ -12,7 +12,7 @@ import type {
   ProcessHeartbeat,
   StreamGroupStatus,
 } from '../types.js';
-import { type RedisClient, streamIdTime } from './connection.js';
+import { isCluster, type RedisClient, streamIdTime } from './connection.js';
 
 export interface RedisInspectorOptions {
   client: RedisClient;
@@ -46,6 +46,44 @@ for _, c in ipairs(consumers) do
 end
 return -1
 `;
+
+/**
+ * KEYS: streams. For each stream that exists, `{ index, groups }`, each group as `{ XINFO GROUPS
+ * fields, id of its oldest pending entry (or false), XINFO CONSUMERS }`: the whole report in one
+ * call instead of two or three commands per stream.
+ */
+const READ_GROUPS = `
+local out = {}
+for i, key in ipairs(KEYS) do
+  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', key)
+  if ok then
+    local listed = {}
+    for _, g in ipairs(groups) do
+      local f = {}
+      for j = 1, #g, 2 do f[g[j]] = g[j + 1] end
+      local oldest = false
+      if tonumber(f['pending']) > 0 then oldest = redis.call('XPENDING', key, f['name'])[2] end
+      listed[#listed + 1] = { g, oldest, redis.call('XINFO', 'CONSUMERS', key, f['name']) }
+    end
+    out[#out + 1] = { i, listed }
+  end
+end
+return out
+`;
+
+/** KEYS: streams. Their lengths (0 for a missing one). */
+const LENGTHS = `
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('XLEN', key) end
+return out
+`;
+
+/** What XINFO GROUPS, XPENDING and XINFO CONSUMERS say about one group on one stream. */
+interface RawGroup {
+  info: unknown[];
+  oldestPendingId: string | null;
+  consumers: unknown[][];
+}
 
 function record(raw: unknown[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -113,22 +151,12 @@ export class RedisInspector implements BusInspector {
     /** The streams each consumer of each group is on (Redis keeps a consumer per stream). */
     const consumerStreams = new Map<string, string[]>();
 
-    const visit = async (stream: string) => {
-      let infos: unknown[][];
-      try {
-        infos = (await client.xinfo('GROUPS', stream)) as unknown[][];
-      } catch {
-        return;
-      }
-      for (const raw of infos) {
-        const info = record(raw);
+    const visit = (stream: string, rawGroups: RawGroup[]) => {
+      for (const raw of rawGroups) {
+        const info = record(raw.info);
         const name = info.name!;
         const pending = Number(info.pending);
-        let oldest: number | null = null;
-        if (pending > 0) {
-          const summary = (await client.xpending(stream, name)) as [number, string | null];
-          if (summary[1]) oldest = now - streamIdTime(summary[1]);
-        }
+        const oldest = raw.oldestPendingId ? now - streamIdTime(raw.oldestPendingId) : null;
         const lag =
           info.lag === undefined || info.lag === '' || info.lag === 'null' ? null : Number(info.lag);
         const status: StreamGroupStatus = { stream, lag, pending, oldestPendingAgeMs: oldest };
@@ -151,7 +179,7 @@ export class RedisInspector implements BusInspector {
         group.pending += pending;
         if (oldest !== null) group.oldestPendingAgeMs = Math.max(group.oldestPendingAgeMs ?? 0, oldest);
         const known = consumers.get(name)!;
-        for (const rawConsumer of (await client.xinfo('CONSUMERS', stream, name)) as unknown[][]) {
+        for (const rawConsumer of raw.consumers) {
           const c = record(rawConsumer);
           const on = `${name}\n${c.name}`;
           consumerStreams.set(on, [...(consumerStreams.get(on) ?? []), stream]);
@@ -168,11 +196,14 @@ export class RedisInspector implements BusInspector {
         }
       }
     };
-    for (const stream of streams) await visit(stream);
+    for (const [stream, raw] of await this.readGroups(streams)) visit(stream, raw);
     // Every group has a replay stream from its first subscription on, so a group whose processes
     // beat shows before any of its streams is registered (no event published yet).
     const named = new Set([...groups.keys(), ...beats.flatMap((b) => b.groups)]);
-    for (const group of named) await visit(replayStreamKey(prefix, group));
+    const replays = [...named].map((group) => replayStreamKey(prefix, group));
+    for (const [stream, raw] of await this.readGroups(replays)) visit(stream, raw);
+    const names = [...groups.keys()];
+    const deadLettered = await this.lengths(names.map((name) => deadLetterStreamKey(prefix, name)));
     for (const [name, group] of groups) {
       const listed: ConsumerStatus[] = [];
       for (const consumer of consumers.get(name)!.values()) {
@@ -194,8 +225,53 @@ export class RedisInspector implements BusInspector {
       }
       listed.push(...consumersNotYetSeen(name, listed, beats, this.interval, now));
       group.consumers = listed.sort((a, b) => a.name.localeCompare(b.name));
-      group.deadLettered = await client.xlen(deadLetterStreamKey(prefix, name));
+      group.deadLettered = deadLettered[names.indexOf(name)] ?? 0;
     }
     return [...groups.values()].sort((a, b) => a.group.localeCompare(b.group));
+  }
+
+  /**
+   * The groups of each existing stream, in order. On a standalone Redis one script call for all
+   * streams; on a cluster, where a script cannot span hash slots, commands per stream.
+   */
+  private async readGroups(streams: string[]): Promise<[string, RawGroup[]][]> {
+    const { client } = this.options;
+    if (streams.length === 0) return [];
+    if (!isCluster(client)) {
+      const reply = (await client.eval(READ_GROUPS, streams.length, ...streams)) as [
+        number,
+        [unknown[], string | null, unknown[][]][],
+      ][];
+      return reply.map(([index, listed]) => [
+        streams[index - 1]!,
+        listed.map(([info, oldest, consumers]) => ({ info, oldestPendingId: oldest || null, consumers })),
+      ]);
+    }
+    const out: [string, RawGroup[]][] = [];
+    for (const stream of streams) {
+      let infos: unknown[][];
+      try {
+        infos = (await client.xinfo('GROUPS', stream)) as unknown[][];
+      } catch {
+        continue;
+      }
+      const listed: RawGroup[] = [];
+      for (const info of infos) {
+        const { name, pending } = record(info);
+        const oldest =
+          Number(pending) > 0 ? ((await client.xpending(stream, name!)) as [number, string | null])[1] : null;
+        const consumers = (await client.xinfo('CONSUMERS', stream, name!)) as unknown[][];
+        listed.push({ info, oldestPendingId: oldest, consumers });
+      }
+      out.push([stream, listed]);
+    }
+    return out;
+  }
+
+  private async lengths(streams: string[]): Promise<number[]> {
+    const { client } = this.options;
+    if (streams.length === 0) return [];
+    if (!isCluster(client)) return (await client.eval(LENGTHS, streams.length, ...streams)) as number[];
+    return Promise.all(streams.map((stream) => client.xlen(stream)));
   }
 }

@@ -110,7 +110,12 @@ export class RedisPublisher implements Publisher {
       chunks.push(this.sendChunk(commands, from));
     }
     const replies = await this.collect(commands, chunks, published[0]?.stream ?? this.prefix);
-    for (const type of newTypes) this.registered.add(type);
+    for (const type of newTypes) {
+      this.registered.add(type);
+      // Subscribers reading a pattern of types learn of the stream at once (see RedisSubscriber).
+      // Best effort: a user without Pub/Sub rights still publishes; subscribers then poll.
+      this.client.publish(streamRegistryKey(this.prefix), type).catch(() => {});
+    }
     const debug = this.logger.isLevelEnabled('debug');
     for (const [i, p] of published.entries()) {
       p.entryId = replies[xadds[i]!] as string;

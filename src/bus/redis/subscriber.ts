@@ -45,7 +45,11 @@ export interface RedisSubscriberOptions {
   /** @defaultValue `materi:events:deployment` */
   prefix?: string;
   logger?: Logger;
-  /** BLOCK of each XREADGROUP, in ms. Finite, so a lost connection is noticed. @defaultValue 2000 */
+  /**
+   * Longest BLOCK of an XREADGROUP, in ms: an idle subscription sends one read this often. Finite,
+   * so a lost connection is noticed; a read is cut short (CLIENT UNBLOCK) when a new stream
+   * appears or a retry falls due. @defaultValue 10000
+   */
   blockMs?: number;
   /**
    * A read that has not answered `blockMs` (on a cluster: nothing) + this is presumed hung and its
@@ -60,11 +64,24 @@ export interface RedisSubscriberOptions {
    * finishes ends the wait early. Ignored on a standalone Redis. @defaultValue 100
    */
   clusterPollMs?: number;
-  /** How often due retries and entries of dead consumers are looked for, in ms. @defaultValue 500 */
+  /**
+   * How often every stream of a subscription is swept for entries pending on its group (left by a
+   * dead consumer, or parked for a retry by another process), in ms: one script call over all the
+   * streams on a standalone Redis. Retries this process parked and streams a sweep found pending
+   * are looked at when they fall due, not on this cadence. @defaultValue the subscription's
+   * `claimIdleMs` (nothing of a dead consumer can be claimed sooner)
+   */
   scanIntervalMs?: number;
-  /** How often the stream registry is read for new (per-stage) streams, in ms. @defaultValue 1000 */
+  /**
+   * How often the stream registry is read for new (per-stage) streams, in ms. Publishers also
+   * announce a new stream on the registry's Pub/Sub channel, which starts a read at once; this is
+   * the fallback for announcements missed while disconnected. @defaultValue 30000
+   */
   discoveryIntervalMs?: number;
-  /** Consumers with nothing pending and idle this long are removed from the group. @defaultValue 3600000 */
+  /**
+   * Consumers with nothing pending and idle this long are removed from the group; looked for every
+   * `min(consumerCleanupIdleMs, 10 min)`. @defaultValue 3600000
+   */
   consumerCleanupIdleMs?: number;
   /** Host part of consumer names. @defaultValue os.hostname() */
   hostname?: string;
@@ -84,6 +101,8 @@ export interface RedisSubscriberOptions {
 export class RedisSubscriber implements Subscriber {
   readonly prefix: string;
   private readonly subscriptions = new Set<RedisSubscription>();
+  /** Subscribed to the registries' channels once a subscription reads a pattern of types. */
+  private announcements: RedisClient | undefined;
 
   constructor(private readonly options: RedisSubscriberOptions) {
     this.prefix = options.prefix ?? DEFAULT_STREAM_PREFIX;
@@ -102,12 +121,47 @@ export class RedisSubscriber implements Subscriber {
       this.subscriptions.delete(subscription),
     );
     this.subscriptions.add(subscription);
+    if (options.types.some((t) => t.includes('*'))) this.listenForNewStreams();
     await subscription.start();
     return subscription;
   }
 
   async close(graceMs?: number): Promise<void> {
     await Promise.all([...this.subscriptions].map((s) => s.close(graceMs)));
+    this.announcements?.disconnect();
+    this.announcements = undefined;
+  }
+
+  /**
+   * Publishers announce each type they add to a registry on the registry key's Pub/Sub channel; the
+   * subscriptions then read the registry at once instead of polling it often. Each time the
+   * channels are (re)subscribed the registries are read once more, so nothing announced before that
+   * is missed; what a dropped connection misses otherwise, the slow periodic discovery catches.
+   * Subscribing does not hold up `subscribe()`.
+   */
+  private listenForNewStreams(): void {
+    if (this.announcements) return;
+    const connection = openReaderConnection(this.options.client, `materi:registry:${this.prefix}`);
+    this.announcements = connection;
+    const channels = [streamRegistryKey(this.prefix), deadLetterRegistryKey(this.prefix)];
+    const rediscover = () => {
+      for (const subscription of this.subscriptions) {
+        for (const channel of channels) subscription.registryChanged(channel);
+      }
+    };
+    connection.on('error', () => {});
+    connection.on('message', (channel: string) => {
+      for (const subscription of this.subscriptions) subscription.registryChanged(channel);
+    });
+    connection.on('ready', rediscover);
+    connection
+      .subscribe(...channels)
+      .then(rediscover, (error: unknown) =>
+        (this.options.logger ?? silentLogger()).warn(
+          { err: error },
+          'cannot listen for new streams; discovering them by polling only',
+        ),
+      );
   }
 }
 
@@ -152,6 +206,39 @@ class Inbound implements ReceivedMessage {
 
 type RawEntry = [id: string, fields: string[] | null];
 
+/** KEYS: streams; ARGV[1]: group. The 1-based indexes of the streams with entries pending on it. */
+const PENDING_STREAMS = `
+local found = {}
+for i, key in ipairs(KEYS) do
+  local ok, summary = pcall(redis.call, 'XPENDING', key, ARGV[1])
+  if ok and summary[1] > 0 then found[#found + 1] = i end
+end
+return found
+`;
+
+/**
+ * KEYS: streams; ARGV: group, consumers to keep (own and retry), idle ms. Deletes the group's other
+ * consumers that have nothing pending and are idle that long, checked and deleted atomically.
+ */
+const DELETE_IDLE_CONSUMERS = `
+local removed = 0
+for _, key in ipairs(KEYS) do
+  local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', key, ARGV[1])
+  if ok then
+    for _, c in ipairs(consumers) do
+      local f = {}
+      for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+      if f['name'] ~= ARGV[2] and f['name'] ~= ARGV[3] and tonumber(f['pending']) == 0
+        and tonumber(f['idle']) >= tonumber(ARGV[4]) then
+        redis.call('XGROUP', 'DELCONSUMER', key, ARGV[1], f['name'])
+        removed = removed + 1
+      end
+    end
+  end
+end
+return removed
+`;
+
 class RedisSubscription implements Subscription {
   readonly group: string;
   readonly consumer: string;
@@ -167,11 +254,19 @@ class RedisSubscription implements Subscription {
   /** Streams in different hash slots: polled per stream instead of one blocking read. */
   private readonly onCluster: boolean;
   private readonly clusterPollMs: number;
-  private readonly scanIntervalMs: number;
+  private readonly sweepIntervalMs: number;
   private readonly discoveryIntervalMs: number;
   private readonly cleanupIdleMs: number;
   private readonly readThreshold: number;
+  /** Idle time below which no pending entry can be due (the shortest backoff, at most claimIdleMs). */
+  private readonly minIdle: number;
   private readonly streams = new Set<string>();
+  /**
+   * Streams that may hold entries pending on the group, with the time they should be looked at:
+   * retries this subscription parked, acknowledgements that failed, and what a sweep found. Only
+   * these get an XPENDING between sweeps, so an idle subscription costs nothing per stream.
+   */
+  private readonly suspects = new Map<string, number>();
   private readonly queue: Inbound[] = [];
   /** Entries being handled, by `<stream>\u0000<entry id>`. */
   private readonly inFlightIds = new Map<string, Inbound>();
@@ -186,10 +281,20 @@ class RedisSubscription implements Subscription {
   private loopDone: Promise<void> = Promise.resolve();
   private stopping = false;
   private ackFlush: Promise<void> | undefined;
-  private lastScan = 0;
-  private lastDiscovery = 0;
+  private nextSweepAt = 0;
+  private nextDiscoveryAt = 0;
+  private discoveryRequested = false;
   private lastCleanup = Date.now();
   private readonly waiters = new Set<() => void>();
+  /** CLIENT ID of the read connection (for CLIENT UNBLOCK); unknown after a reconnect until asked. */
+  private readerId: number | undefined;
+  /** Counts reads, so an interruption aimed at one read does not retry against the next one. */
+  private readSeq = 0;
+  /** Until when the loop is blocked reading or waiting; 0 while it is working. */
+  private idleUntil = 0;
+  private reading = false;
+  private deadLettersAnnounced = false;
+  private wakeTimer: NodeJS.Timeout | undefined;
 
   constructor(
     settings: RedisSubscriberOptions,
@@ -208,12 +313,16 @@ class RedisSubscription implements Subscription {
     this.maxDeliveries = options.maxDeliveries ?? 5;
     this.claimIdleMs = options.claimIdleMs ?? 30_000;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
-    this.blockMs = settings.blockMs ?? 2000;
+    this.blockMs = settings.blockMs ?? 10_000;
     this.onCluster = isCluster(settings.client);
     this.clusterPollMs = settings.clusterPollMs ?? 100;
     this.watchdogMs = (this.onCluster ? 0 : this.blockMs) + (settings.watchdogGraceMs ?? 5000);
-    this.scanIntervalMs = settings.scanIntervalMs ?? 500;
-    this.discoveryIntervalMs = settings.discoveryIntervalMs ?? 1000;
+    this.sweepIntervalMs = settings.scanIntervalMs ?? this.claimIdleMs;
+    this.discoveryIntervalMs = settings.discoveryIntervalMs ?? 30_000;
+    this.minIdle = Math.max(
+      1,
+      Math.min(Math.floor(this.backoff.baseMs * (1 - this.backoff.jitter)), this.claimIdleMs),
+    );
     this.cleanupIdleMs = settings.consumerCleanupIdleMs ?? 3_600_000;
     this.readThreshold = Math.max(1, Math.ceil(this.concurrency / 4));
     this.logger = (settings.logger ?? silentLogger()).child({ group: this.group, consumer: this.consumer });
@@ -235,8 +344,11 @@ class RedisSubscription implements Subscription {
   }
 
   async start(): Promise<void> {
-    this.reader = openReaderConnection(this.client, `materi:read:${this.group}`);
+    this.reader = openReaderConnection(this.client, `materi:read:${this.group}:${this.prefix}`);
     this.reader.on('error', (error) => this.logger.debug({ err: error }, 'read connection error'));
+    this.reader.on('close', () => {
+      this.readerId = undefined;
+    });
     // `latest` applies to a new group only: a group that ran before (it has its replay stream)
     // reads the streams that appeared while it was down from their beginning.
     const replay = replayStreamKey(this.prefix, this.group);
@@ -293,6 +405,7 @@ class RedisSubscription implements Subscription {
     this.shutdown.abort(new Error('consumer is shutting down'));
     while (this.inFlightIds.size > 0 && Date.now() < deadline + 1000) await sleep(20);
     clearInterval(this.renewalTimer);
+    clearTimeout(this.wakeTimer);
     // Acks waiting for deferred work get until the deadline too; what is still waiting then stays
     // pending and comes back (the idempotency marker, if it was written, skips the handler).
     const acksReady = new AbortController();
@@ -311,15 +424,18 @@ class RedisSubscription implements Subscription {
     while (!this.stopping) {
       try {
         const now = Date.now();
-        if (now - this.lastDiscovery >= this.discoveryIntervalMs) await this.discover('0');
-        if (now - this.lastScan >= this.scanIntervalMs) await this.scan();
-        if (now - this.lastCleanup >= Math.min(this.cleanupIdleMs, 60_000)) await this.cleanupConsumers();
+        if (this.discoveryRequested || now >= this.nextDiscoveryAt) await this.discover('0');
+        if (now >= this.nextSweepAt) await this.sweep();
+        if (this.nextSuspectAt() <= Date.now()) await this.scan();
+        if (now - this.lastCleanup >= Math.min(this.cleanupIdleMs, 600_000)) await this.cleanupConsumers();
         this.dispatch();
         const free = this.concurrency - this.inFlightIds.size - this.queue.length;
         // Read in batches: while busy, wait until a quarter of the slots are free rather than
         // reading one entry per round trip as single slots free up.
         if (free <= 0 || (this.inFlightIds.size > 0 && free < this.readThreshold)) {
-          await this.waitForSlot(this.scanIntervalMs);
+          // Due work needs a free slot too, so without one only a finishing handler ends the wait.
+          const waitMs = free <= 0 ? this.blockMs : this.untilNextWork();
+          await this.idleFor(waitMs, () => this.waitForSlot(waitMs));
           // Handlers finishing in the same tick free their slots together.
           await new Promise((resolve) => setImmediate(resolve));
           continue;
@@ -345,22 +461,98 @@ class RedisSubscription implements Subscription {
 
   private async readNew(count: number): Promise<Inbound[]> {
     if (this.onCluster) return this.pollEachStream(count);
+    this.readerId ??= Number(await this.watchdog(this.reader.call('CLIENT', 'ID')));
     const keys = [...this.streams];
-    const read = this.reader.call(
-      'XREADGROUP',
-      'GROUP',
-      this.group,
-      this.consumer,
-      'COUNT',
-      count,
-      'BLOCK',
-      this.blockMs,
-      'STREAMS',
-      ...keys,
-      ...keys.map(() => '>'),
-    ) as Promise<[string, RawEntry[]][] | null>;
-    const reply = await this.watchdog(read);
+    // Blocks until the next timed work (a sweep, a retry falling due), at most blockMs.
+    const block = this.untilNextWork();
+    const reply = await this.idleFor(block, () => {
+      this.readSeq++;
+      this.reading = true;
+      const read = this.reader.call(
+        'XREADGROUP',
+        'GROUP',
+        this.group,
+        this.consumer,
+        'COUNT',
+        count,
+        'BLOCK',
+        block,
+        'STREAMS',
+        ...keys,
+        ...keys.map(() => '>'),
+      ) as Promise<[string, RawEntry[]][] | null>;
+      return this.watchdog(read).finally(() => {
+        this.reading = false;
+      });
+    });
     return this.fromReadReply(reply);
+  }
+
+  /** Milliseconds until the loop has timed work to do, between 1 and blockMs. */
+  private untilNextWork(): number {
+    const next = Math.min(this.nextSweepAt, this.nextDiscoveryAt, this.nextSuspectAt());
+    return Math.max(1, Math.min(this.blockMs, next - Date.now()));
+  }
+
+  private nextSuspectAt(): number {
+    let next = Number.POSITIVE_INFINITY;
+    for (const due of this.suspects.values()) if (due < next) next = due;
+    return next;
+  }
+
+  /** Runs a blocking read or wait, noting until when, so work falling due sooner can cut it short. */
+  private async idleFor<T>(ms: number, wait: () => Promise<T>): Promise<T> {
+    this.idleUntil = Date.now() + ms;
+    try {
+      return await wait();
+    } finally {
+      this.idleUntil = 0;
+      clearTimeout(this.wakeTimer);
+      this.wakeTimer = undefined;
+    }
+  }
+
+  /** Makes the loop look at `stream` at `at`, interrupting a read or wait that would end later. */
+  private schedule(stream: string, at: number): void {
+    const due = this.suspects.get(stream);
+    if (due === undefined || at < due) this.suspects.set(stream, at);
+    this.wakeAt(at);
+  }
+
+  private wakeAt(at: number): void {
+    if (this.idleUntil === 0 || at >= this.idleUntil - 5) return;
+    clearTimeout(this.wakeTimer);
+    this.wakeTimer = setTimeout(() => this.interruptRead(), Math.max(0, at - Date.now()));
+    this.wakeTimer.unref();
+  }
+
+  /**
+   * Ends the current blocking read early (CLIENT UNBLOCK answers it like a timeout) or the current
+   * wait. An unblock that reaches Redis before the read it aims at is tried again shortly.
+   */
+  private interruptRead(attempt = 0): void {
+    this.wakeUp();
+    if (this.onCluster || !this.reading || this.readerId === undefined) return;
+    const seq = this.readSeq;
+    void (this.client.call('CLIENT', 'UNBLOCK', this.readerId) as Promise<number>).then(
+      (unblocked) => {
+        if (Number(unblocked) === 0 && attempt < 5 && seq === this.readSeq && this.reading) {
+          setTimeout(() => this.interruptRead(attempt + 1), 10).unref();
+        }
+      },
+      (error) => this.logger.debug({ err: error }, 'interrupting a read failed'),
+    );
+  }
+
+  /** A publisher announced a new type on a registry's channel. */
+  registryChanged(channel: string): void {
+    const registry =
+      this.options.source === 'dead-letters'
+        ? deadLetterRegistryKey(this.prefix)
+        : streamRegistryKey(this.prefix);
+    if (channel !== registry || !this.options.types.some((t) => t.includes('*'))) return;
+    this.discoveryRequested = true;
+    this.interruptRead();
   }
 
   /**
@@ -460,43 +652,80 @@ class RedisSubscription implements Subscription {
   // Retries and dead consumers
 
   /**
-   * Looks for entries that are due: parked retries whose backoff has passed, and entries of other
-   * consumers idle past `claimIdleMs` (the consumer died or hung). XCLAIM's min-idle makes the
-   * claim atomic: when two consumers race, only one gets the entry.
+   * Finds the streams with entries pending on the group, whoever holds them, and has them looked
+   * at now. On a standalone Redis one script call covers every stream; on a cluster, where a
+   * script cannot span hash slots, one XPENDING summary per stream goes out in pipelines.
+   */
+  private async sweep(): Promise<void> {
+    this.nextSweepAt = Date.now() + this.sweepIntervalMs;
+    const streams = [...this.streams];
+    let pending: string[];
+    if (this.onCluster) {
+      const outcomes = await execPipelinedSettled(
+        this.client,
+        streams.map((stream): PipelineCommand => ['xpending', stream, this.group]),
+      );
+      pending = streams.filter((_, i) => {
+        const [error, reply] = outcomes[i]!;
+        return !error && Number((reply as [number])[0]) > 0;
+      });
+    } else {
+      const found = (await this.client.eval(
+        PENDING_STREAMS,
+        streams.length,
+        ...streams,
+        this.group,
+      )) as number[];
+      pending = found.map((i) => streams[i - 1]!);
+    }
+    const now = Date.now();
+    for (const stream of pending) this.schedule(stream, now);
+  }
+
+  /**
+   * Looks at the streams that may hold due entries (see {@link suspects}): parked retries whose
+   * backoff has passed, and entries of other consumers idle past `claimIdleMs` (the consumer died or
+   * hung). XCLAIM's min-idle makes the claim atomic: when two consumers race, only one gets the
+   * entry. A stream stays a suspect, due when its next entry is, while it holds entries of others;
+   * entries younger than the shortest backoff are not listed, and the next sweep finds them.
    */
   private async scan(): Promise<void> {
-    this.lastScan = Date.now();
     let free = this.concurrency - this.inFlightIds.size - this.queue.length;
     if (free <= 0) return;
-    const minIdle = Math.max(
-      1,
-      Math.min(Math.floor(this.backoff.baseMs * (1 - this.backoff.jitter)), this.claimIdleMs),
-    );
-    for (const stream of this.streams) {
+    for (const [stream, dueAt] of [...this.suspects]) {
       if (free <= 0) break;
+      const now = Date.now();
+      if (dueAt > now) continue;
+      const limit = Math.max(free * 4, 10);
       const pending = (await this.client.call(
         'XPENDING',
         stream,
         this.group,
         'IDLE',
-        minIdle,
+        this.minIdle,
         '-',
         '+',
-        Math.max(free * 4, 10),
+        limit,
       )) as [string, string, number, number][];
       const due: { id: string; count: number; minIdle: number; retry: boolean }[] = [];
+      let next = pending.length >= limit ? now + this.minIdle : Number.POSITIVE_INFINITY;
       for (const [id, owner, idle, count] of pending) {
         if (owner === this.consumer && this.inFlightIds.has(`${stream}\u0000${id}`)) continue;
         const retry = owner === this.retryConsumer;
         const wait = retry
           ? backoffDelay(count, this.backoff, stableRandom(`${stream}/${id}/${count}`))
           : this.claimIdleMs;
-        if (idle >= wait) due.push({ id, count, minIdle: wait, retry });
-        if (due.length >= free) break;
+        if (idle >= wait) {
+          due.push({ id, count, minIdle: wait, retry });
+          if (due.length >= free) break;
+        } else next = Math.min(next, now + wait - idle);
       }
+      // After a claim, look again at once: there may be more than the free slots took.
+      if (due.length > 0) next = now;
+      if (next === Number.POSITIVE_INFINITY) this.suspects.delete(stream);
+      else this.suspects.set(stream, next);
       if (due.length === 0) continue;
-      const claimed = await this.claim(stream, due);
-      free -= claimed;
+      free -= await this.claim(stream, due);
     }
   }
 
@@ -629,6 +858,7 @@ class RedisSubscription implements Subscription {
           'settling an entry failed',
         );
         this.observer.error?.(error, 'settle');
+        this.schedule(entry.stream, Date.now() + this.claimIdleMs);
       })
       .finally(() => this.release(entry));
   }
@@ -646,6 +876,7 @@ class RedisSubscription implements Subscription {
           'work before the acknowledgement failed; the entry will be delivered again',
         );
         this.observer.error?.(error, 'ack');
+        this.schedule(entry.stream, Date.now() + this.claimIdleMs);
       },
     );
     this.beforeAck.add(acked);
@@ -684,6 +915,13 @@ class RedisSubscription implements Subscription {
         'handler failed; will retry',
       );
       this.observer.retried?.(message, disposition.error);
+      const backoff = backoffDelay(
+        message.deliveryCount,
+        this.backoff,
+        stableRandom(`${message.stream}/${message.entryId}/${message.deliveryCount}`),
+      );
+      // A few ms late, so Redis' idle time has surely passed the backoff when the scan looks.
+      this.schedule(message.stream, Date.now() + backoff + 5);
       return;
     }
     const reason = disposition.kind === 'dead-letter' ? disposition.reason : 'max-deliveries';
@@ -709,6 +947,7 @@ class RedisSubscription implements Subscription {
       await this.client.sadd(deadLetterRegistryKey(this.prefix), this.group);
       await this.client.xadd(dlq, '*', ...fields);
       await this.client.xack(message.stream, this.group, message.entryId);
+      await this.announceDeadLetters();
     } else {
       const results = await this.client
         .multi()
@@ -718,6 +957,7 @@ class RedisSubscription implements Subscription {
         .exec();
       const failed = results?.find(([e]) => e);
       if (!results || failed) throw failed?.[0] ?? new Error('dead-letter transaction was discarded');
+      await this.announceDeadLetters();
     }
     this.logger.error(
       {
@@ -729,6 +969,13 @@ class RedisSubscription implements Subscription {
       },
       'entry moved to the dead-letter stream',
     );
+  }
+
+  /** Tells dead-letter subscribers (the recorder) of the group's stream, once per subscription. */
+  private async announceDeadLetters(): Promise<void> {
+    if (this.deadLettersAnnounced) return;
+    this.deadLettersAnnounced = true;
+    await this.client.publish(deadLetterRegistryKey(this.prefix), this.group).catch(() => {});
   }
 
   private queueAck(stream: string, id: string): void {
@@ -757,6 +1004,7 @@ class RedisSubscription implements Subscription {
       // idempotency middleware keeps a second delivery from repeating side effects.
       this.logger.warn({ err: error }, 'acknowledging entries failed; they will be delivered again');
       this.observer.error?.(error, 'ack');
+      for (const [stream] of batch) this.schedule(stream, Date.now() + this.claimIdleMs);
     }
   }
 
@@ -814,8 +1062,10 @@ class RedisSubscription implements Subscription {
 
   /** Adds the streams of newly published types (e.g. a stage that appeared) that match. */
   private async discover(start: string): Promise<void> {
-    this.lastDiscovery = Date.now();
+    this.discoveryRequested = false;
     const patterns = this.options.types.filter((t) => t.includes('*'));
+    this.nextDiscoveryAt =
+      patterns.length === 0 ? Number.POSITIVE_INFINITY : Date.now() + this.discoveryIntervalMs;
     if (patterns.length === 0) return;
     const deadLetters = this.options.source === 'dead-letters';
     const registry = deadLetters ? deadLetterRegistryKey(this.prefix) : streamRegistryKey(this.prefix);
@@ -842,6 +1092,20 @@ class RedisSubscription implements Subscription {
   /** Removes consumers that left nothing pending and have been idle long (restarted processes). */
   private async cleanupConsumers(): Promise<void> {
     this.lastCleanup = Date.now();
+    if (!this.onCluster) {
+      const streams = [...this.streams];
+      const removed = await this.client.eval(
+        DELETE_IDLE_CONSUMERS,
+        streams.length,
+        ...streams,
+        this.group,
+        this.consumer,
+        this.retryConsumer,
+        this.cleanupIdleMs,
+      );
+      if (Number(removed) > 0) this.logger.debug({ removed }, 'removed idle consumers');
+      return;
+    }
     for (const stream of this.streams) {
       const consumers = (await this.client.xinfo('CONSUMERS', stream, this.group)) as unknown[][];
       for (const raw of consumers) {
