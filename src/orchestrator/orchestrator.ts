@@ -291,7 +291,7 @@ export class Orchestrator {
         `environment ${plan.environment} of ${plan.project} is busy with deployment ${locked.holder}; wait for it, cancel it (materi cancel ${locked.holder}), or queue with --queue`,
       );
     }
-    this.launch(await this.row(id), plan, locked.ok);
+    this.launch(await this.row(id), plan, locked.ok, emptyState());
     return this.viewOf(await this.row(id));
   }
 
@@ -637,7 +637,7 @@ export class Orchestrator {
         `the current release of ${project} in ${environment} changed while the rollback started; check materi history ${project} --env ${environment} and try again`,
       );
     }
-    this.launch(await this.row(id), plan, true);
+    this.launch(await this.row(id), plan, true, emptyState());
     return this.viewOf(await this.row(id));
   }
 
@@ -805,7 +805,12 @@ export class Orchestrator {
   }
 
   /** Runs a saga for a row this instance owns. */
-  private launch(row: Row, plan: Plan, locked: boolean): void {
+  private launch(row: Row, plan: Plan, locked: boolean, fresh?: SagaState): void {
+    // A deployment just created has nothing stored beyond its empty state.
+    if (fresh) {
+      this.run(row, fresh, plan, locked);
+      return;
+    }
     const started = loadSagaState(this.db, row).then(
       (state) => this.run(row, state, plan, locked),
       // The lease runs out and an instance (this one too) takes the deployment over.

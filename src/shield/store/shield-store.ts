@@ -117,7 +117,7 @@ interface Folding {
 type WrittenColumn = Exclude<keyof ShieldDeploymentsTable, 'id' | 'revision'>;
 
 /** Fold states kept in memory, by deployment (the least recently written are forgotten first). */
-const FOLD_CACHE_LIMIT = 2_000;
+const FOLD_CACHE_LIMIT = 1_000;
 
 /** Where a new row's revision starts: random, so a cached fold of a deleted row never matches. */
 function firstRevision(): number {
