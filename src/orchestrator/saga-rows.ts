@@ -118,8 +118,46 @@ export class SagaRowTracker {
   }
 }
 
+/**
+ * Writes a save: the row's core, only while `update.owner` still owns it, and the stage and event
+ * rows that changed. One statement on PostgreSQL ({@link saveInOneStatement}); otherwise, and when
+ * `inTransaction` must run with it (the final save's ledger), one transaction. Resolves false when
+ * the row is no longer owned (nothing is written then).
+ */
+export async function saveSagaState(
+  db: Kysely<Database>,
+  update: SagaRowUpdate,
+  changes: SagaChanges,
+  inTransaction?: (trx: Transaction<Database>) => Promise<void>,
+): Promise<boolean> {
+  if (!inTransaction && isPostgres(db)) return saveInOneStatement(db, update, changes);
+  const write = async (target: Db) => {
+    const result = await target
+      .updateTable('orchestrator_deployments')
+      .set({
+        status: update.status,
+        phase: update.phase,
+        state: changes.core,
+        updated_at: update.updatedAt,
+        ...(update.final ? { finished_at: update.updatedAt, owner: null, lease_until: 0 } : {}),
+      })
+      .where('id', '=', update.id)
+      .where('owner', '=', update.owner)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) !== 1) return false;
+    await writeSagaRows(target, update.id, changes);
+    return true;
+  };
+  if (!inTransaction && changes.stages.length === 0 && changes.events.length === 0) return write(db);
+  return db.transaction().execute(async (trx) => {
+    if (!(await write(trx))) return false;
+    await inTransaction?.(trx);
+    return true;
+  });
+}
+
 /** Writes the stage and event rows of `changes` (the caller writes the core in the same transaction). */
-export async function writeSagaRows(db: Db, deploymentId: string, changes: SagaChanges): Promise<void> {
+async function writeSagaRows(db: Db, deploymentId: string, changes: SagaChanges): Promise<void> {
   if (changes.stages.length > 0) {
     await db
       .insertInto('orchestrator_saga_stages')
@@ -140,7 +178,7 @@ export async function writeSagaRows(db: Db, deploymentId: string, changes: SagaC
 }
 
 /** Whether the store is PostgreSQL, where a save is one statement ({@link saveInOneStatement}). */
-export function isPostgres(db: Kysely<Database>): boolean {
+function isPostgres(db: Kysely<Database>): boolean {
   return db.getExecutor().adapter instanceof PostgresAdapter;
 }
 

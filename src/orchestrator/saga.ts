@@ -25,7 +25,7 @@ import {
   rollbackWavesFor,
 } from './plan/index.js';
 import { deployStage, rollbackStage, StageFailedError, type StageProvider } from './providers/index.js';
-import { isPostgres, SagaRowTracker, saveInOneStatement, writeSagaRows } from './saga-rows.js';
+import { SagaRowTracker, saveSagaState } from './saga-rows.js';
 import {
   type ApprovalOutcomeName,
   type ApprovalState,
@@ -144,8 +144,6 @@ export class DeploymentSaga {
   private readonly waves: PlanStage[][];
   /** Which stage and event rows are written. */
   private readonly rows: SagaRowTracker;
-  /** Saves are one statement on PostgreSQL. */
-  private readonly postgres: boolean;
   /** Settles when the last save started has ended. */
   private saved: Promise<void> = Promise.resolve();
   /** A save put off by {@link DeploymentSaga.saveSoon}, and the error it failed with. */
@@ -161,7 +159,6 @@ export class DeploymentSaga {
   ) {
     this.waves = executionWaves(plan).waves;
     this.rows = new SagaRowTracker(record.state);
-    this.postgres = isPostgres(deps.db);
   }
 
   get id(): string {
@@ -968,46 +965,22 @@ export class DeploymentSaga {
   }
 
   private async write(final: boolean): Promise<void> {
-    const now = Date.now();
     const changes = this.rows.changes(this.record.state);
-    const write = async (db: Kysely<Database>) => {
-      const result = await db
-        .updateTable('orchestrator_deployments')
-        .set({
-          status: this.record.status,
-          phase: this.record.phase,
-          state: changes.core,
-          updated_at: now,
-          ...(final ? { finished_at: now, owner: null, lease_until: 0 } : {}),
-        })
-        .where('id', '=', this.id)
-        .where('owner', '=', this.deps.owner)
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) throw new LostOwnershipError(this.id);
-      await writeSagaRows(db, this.id, changes);
-    };
     const onFinal = final ? this.deps.onFinal : undefined;
-    if (!onFinal && this.postgres) {
-      const owned = await saveInOneStatement(
-        this.deps.db,
-        {
-          id: this.id,
-          owner: this.deps.owner,
-          status: this.record.status,
-          phase: this.record.phase,
-          updatedAt: now,
-          final,
-        },
-        changes,
-      );
-      if (!owned) throw new LostOwnershipError(this.id);
-    } else if (!onFinal && changes.stages.length === 0 && changes.events.length === 0)
-      await write(this.deps.db);
-    else
-      await this.deps.db.transaction().execute(async (trx) => {
-        await write(trx);
-        await onFinal?.(trx, this.record);
-      });
+    const owned = await saveSagaState(
+      this.deps.db,
+      {
+        id: this.id,
+        owner: this.deps.owner,
+        status: this.record.status,
+        phase: this.record.phase,
+        updatedAt: Date.now(),
+        final,
+      },
+      changes,
+      onFinal && ((trx) => onFinal(trx, this.record)),
+    );
+    if (!owned) throw new LostOwnershipError(this.id);
     changes.written();
   }
 }

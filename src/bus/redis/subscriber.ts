@@ -651,6 +651,11 @@ class RedisSubscription implements Subscription {
   // ---------------------------------------------------------------------------------------------
   // Retries and dead consumers
 
+  /** How long a parked retry waits after its `count`th delivery (the same for every consumer). */
+  private retryDelay(stream: string, id: string, count: number): number {
+    return backoffDelay(count, this.backoff, stableRandom(`${stream}/${id}/${count}`));
+  }
+
   /**
    * Finds the streams with entries pending on the group, whoever holds them, and has them looked
    * at now. On a standalone Redis one script call covers every stream; on a cluster, where a
@@ -712,9 +717,7 @@ class RedisSubscription implements Subscription {
       for (const [id, owner, idle, count] of pending) {
         if (owner === this.consumer && this.inFlightIds.has(`${stream}\u0000${id}`)) continue;
         const retry = owner === this.retryConsumer;
-        const wait = retry
-          ? backoffDelay(count, this.backoff, stableRandom(`${stream}/${id}/${count}`))
-          : this.claimIdleMs;
+        const wait = retry ? this.retryDelay(stream, id, count) : this.claimIdleMs;
         if (idle >= wait) {
           due.push({ id, count, minIdle: wait, retry });
           if (due.length >= free) break;
@@ -915,12 +918,8 @@ class RedisSubscription implements Subscription {
         'handler failed; will retry',
       );
       this.observer.retried?.(message, disposition.error);
-      const backoff = backoffDelay(
-        message.deliveryCount,
-        this.backoff,
-        stableRandom(`${message.stream}/${message.entryId}/${message.deliveryCount}`),
-      );
       // A few ms late, so Redis' idle time has surely passed the backoff when the scan looks.
+      const backoff = this.retryDelay(message.stream, message.entryId, message.deliveryCount);
       this.schedule(message.stream, Date.now() + backoff + 5);
       return;
     }
